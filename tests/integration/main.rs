@@ -1,1 +1,11 @@
+//! The container suite: every scenario runs an init as the real PID 1 of a Docker container,
+//! drives it from outside through the Docker API, and judges what the child saw and what Docker
+//! reports against `fixtures/expected_outputs/<init>.txt`. See `tests/integration/README.md`.
 
+#[path = "../support/static_build.rs"]
+mod static_build;
+
+#[macro_use]
+mod infrastructure;
+mod scenarios;
+mod utils;

@@ -1,0 +1,177 @@
+//! The container guard: a running init as PID 1, driven from outside. testcontainers owns start,
+//! wait-for-ready and removal on drop; everything else goes to bollard on the same id.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use bollard::Docker;
+use testcontainers::{ContainerAsync, GenericImage};
+
+use super::docker::{self, ExecOutput, Logs, State};
+use crate::utils::child_report::{ChildReport, Fact, Proc};
+
+/// How a container ended, as Docker reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: i64,
+    /// From the call that caused or awaited the exit until Docker saw it.
+    pub elapsed: Duration,
+}
+
+/// A started scenario container. Dropping it removes the container (unless
+/// `TESTCONTAINERS_COMMAND=keep`, for debugging).
+pub struct InitContainer {
+    container: ContainerAsync<GenericImage>,
+    docker: Docker,
+    id: String,
+    host_network: bool,
+    init_label: String,
+}
+
+impl InitContainer {
+    pub(super) fn new(container: ContainerAsync<GenericImage>, docker: Docker, host_network: bool, init_label: String) -> Self {
+        let id = container.id().to_string();
+        InitContainer { container, docker, id, host_network, init_label }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `docker kill -s SIG`: `"SIGTERM"`, `"TERM"`, `"RTMIN+3"` all work.
+    pub async fn kill(&self, signal: &str) -> Result<()> {
+        docker::kill(&self.docker, &self.id, signal).await
+    }
+
+    /// `docker stop -t T`: the stop signal, then SIGKILL after T. Returns the exit it caused.
+    pub async fn stop(&self, timeout: Duration) -> Result<Exit> {
+        let start = Instant::now();
+        docker::stop(&self.docker, &self.id, timeout).await?;
+        let code = docker::wait_exit(&self.docker, &self.id).await?;
+        Ok(Exit { code, elapsed: start.elapsed() })
+    }
+
+    /// `docker restart -t T` (stop, then start again: the container's own restart).
+    pub async fn restart(&self, timeout: Duration) -> Result<()> {
+        docker::restart(&self.docker, &self.id, timeout).await
+    }
+
+    pub async fn pause(&self) -> Result<()> {
+        docker::pause(&self.docker, &self.id).await
+    }
+
+    pub async fn unpause(&self) -> Result<()> {
+        docker::unpause(&self.docker, &self.id).await
+    }
+
+    /// Waits for the container to exit, at most `within`. A timeout is an error that carries the
+    /// container's story (still running is a finding, not a hang).
+    pub async fn wait_exit(&self, within: Duration) -> Result<Exit> {
+        let start = Instant::now();
+        match tokio::time::timeout(within, docker::wait_exit(&self.docker, &self.id)).await {
+            Ok(code) => Ok(Exit { code: code?, elapsed: start.elapsed() }),
+            Err(_) => bail!("still running {within:?} later\n{}", self.evidence().await),
+        }
+    }
+
+    /// `Some(exit)` if the container exits within `within`, `None` if it is still running then.
+    pub async fn exit_within(&self, within: Duration) -> Result<Option<Exit>> {
+        let start = Instant::now();
+        match tokio::time::timeout(within, docker::wait_exit(&self.docker, &self.id)).await {
+            Ok(code) => Ok(Some(Exit { code: code?, elapsed: start.elapsed() })),
+            Err(_) => Ok(None),
+        }
+    }
+
+    pub async fn state(&self) -> Result<State> {
+        docker::state(&self.docker, &self.id).await
+    }
+
+    pub async fn logs(&self) -> Result<Logs> {
+        docker::logs(&self.docker, &self.id).await
+    }
+
+    /// What the child (and everything else writing to stdout) reported so far.
+    pub async fn report(&self) -> Result<ChildReport> {
+        Ok(ChildReport::parse(&self.logs().await?.stdout))
+    }
+
+    /// Waits until a stdout line satisfies `matches`; fails if the container stops first or
+    /// `within` passes.
+    pub async fn wait_for_line(&self, what: &str, within: Duration, matches: impl FnMut(&str) -> bool) -> Result<String> {
+        match tokio::time::timeout(within, docker::follow_until(&self.docker, &self.id, matches)).await {
+            Ok(Ok(Some(line))) => Ok(line),
+            Ok(Ok(None)) => bail!("the container stopped before {what} appeared\n{}", self.evidence().await),
+            Ok(Err(e)) => Err(e),
+            Err(_) => bail!("{what} did not appear within {within:?}\n{}", self.evidence().await),
+        }
+    }
+
+    /// Waits for the `n`-th (1-based) fact of `kind` for which `matches` holds.
+    pub async fn wait_for_fact(
+        &self,
+        kind: &str,
+        n: usize,
+        within: Duration,
+        mut matches: impl FnMut(&Fact) -> bool,
+    ) -> Result<Fact> {
+        let mut seen = 0;
+        let what = format!("fact #{n} of kind `{kind}`");
+        let line = self
+            .wait_for_line(&what, within, |line| {
+                let hit = Fact::parse(line).is_some_and(|f| f.kind == kind && matches(&f));
+                seen += usize::from(hit);
+                hit && seen == n
+            })
+            .await?;
+        Fact::parse(&line).ok_or_else(|| anyhow!("unparsable fact line {line}"))
+    }
+
+    pub async fn exec(&self, argv: &[&str]) -> Result<ExecOutput> {
+        docker::exec(&self.docker, &self.id, argv).await
+    }
+
+    /// The process table inside the container, zombies included (`docker top` hides them).
+    pub async fn processes(&self) -> Result<Vec<Proc>> {
+        let out = self.exec(&["/bin/testkit", "ps"]).await?;
+        if out.code != 0 {
+            bail!("testkit ps failed ({}): {}", out.code, out.stderr.join("\n"));
+        }
+        ChildReport::parse(&out.stdout).processes()
+    }
+
+    /// The host port for `container_port` (127.0.0.1). Read again after every restart: Docker
+    /// picks a new one. On the host network it is the container port itself.
+    pub async fn host_port(&self, container_port: u16) -> Result<u16> {
+        if self.host_network {
+            return Ok(container_port);
+        }
+        docker::host_port(&self.docker, &self.id, container_port).await
+    }
+
+    pub async fn memory_usage(&self) -> Result<u64> {
+        docker::memory_usage(&self.docker, &self.id).await
+    }
+
+    /// Everything a failure message needs: Docker's state, the init's stderr and the child's
+    /// stdout. Errors while collecting are reported inline: evidence never hides the failure.
+    pub async fn evidence(&self) -> String {
+        let state = match self.state().await {
+            Ok(s) => format!(
+                "status={} running={} exit_code={:?} oom_killed={}",
+                s.status, s.running, s.exit_code, s.oom_killed
+            ),
+            Err(e) => format!("(state unavailable: {e:#})"),
+        };
+        let logs = match self.logs().await {
+            Ok(l) => format!("--- stdout\n{}\n--- stderr\n{}", l.stdout.join("\n"), l.stderr.join("\n")),
+            Err(e) => format!("(logs unavailable: {e:#})"),
+        };
+        format!("=== container {} (init {}): {state}\n{logs}\n===", docker::short(&self.id), self.init_label)
+    }
+
+    /// Removes the container now (the guard would do it on drop).
+    pub async fn remove(self) -> Result<()> {
+        self.container.rm().await.map_err(|e| anyhow!("remove container {}: {e}", docker::short(&self.id)))
+    }
+}

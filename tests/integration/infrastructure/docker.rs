@@ -1,0 +1,372 @@
+//! The Docker adapter: connection, labels, the leftover sweep and the bollard calls the
+//! container guard needs. Every bollard error leaves this module wrapped in a sentence naming the
+//! operation and the container, as testcontainers' `ClientError` does.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::query_parameters::{
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RestartContainerOptionsBuilder, StatsOptionsBuilder,
+    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures::StreamExt;
+
+/// Every object the suite creates carries this label (value `1`).
+pub const LABEL_SUITE: &str = "scinit.test";
+/// `<pid>:<start time>` of the test process that owns a container: the sweep removes containers
+/// whose owner is gone, and only those, so parallel test processes never remove each other's.
+pub const LABEL_OWNER: &str = "scinit.test.owner";
+/// The run (`SCINIT_TEST_SESSION`, set by `make docker-test`), so a wrapper can remove a whole run.
+pub const LABEL_SESSION: &str = "scinit.test.session";
+
+/// Connects and negotiates the API version. The first failure is turned into one line that says
+/// what to do, instead of a backtrace.
+pub async fn connect() -> Result<Docker> {
+    let docker = Docker::connect_with_local_defaults()
+        .map_err(|e| anyhow!("{}", unreachable_message(&e.to_string())))?;
+    docker
+        .negotiate_version()
+        .await
+        .map_err(|e| anyhow!("{}", unreachable_message(&e.to_string())))
+}
+
+fn unreachable_message(cause: &str) -> String {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    format!(
+        "Docker is not reachable at {host} ({cause}); start the daemon (e.g. `sudo systemctl start docker`) or set DOCKER_HOST"
+    )
+}
+
+/// This process's identity for [`LABEL_OWNER`].
+pub fn owner_id() -> &'static str {
+    static OWNER: OnceLock<String> = OnceLock::new();
+    OWNER.get_or_init(|| {
+        let pid = std::process::id();
+        format!("{pid}:{}", process_start_time(pid).unwrap_or_default())
+    })
+}
+
+/// The labels every container of this process carries.
+pub fn labels() -> Vec<(String, String)> {
+    let mut labels = vec![
+        (LABEL_SUITE.to_string(), "1".to_string()),
+        (LABEL_OWNER.to_string(), owner_id().to_string()),
+    ];
+    if let Ok(session) = std::env::var("SCINIT_TEST_SESSION") {
+        labels.push((LABEL_SESSION.to_string(), session));
+    }
+    labels
+}
+
+/// Field 22 of `/proc/<pid>/stat`: with the pid it identifies a process across pid reuse.
+fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    after_comm.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn owner_is_alive(owner: &str) -> bool {
+    let Some((pid, start)) = owner.split_once(':') else { return false };
+    let Ok(pid) = pid.parse::<u32>() else { return false };
+    process_start_time(pid).is_some_and(|s| s.to_string() == start)
+}
+
+/// Removes the suite's containers whose owning test process is gone (a run killed before its
+/// guards could drop). Runs once per test process.
+pub async fn sweep_leftovers(docker: &Docker) -> Result<usize> {
+    let filters = HashMap::from([("label", vec![LABEL_SUITE.to_string()])]);
+    let containers = docker
+        .list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build()))
+        .await
+        .context("listing the suite's containers for the leftover sweep")?;
+    let mut removed = 0;
+    for c in containers {
+        let owner = c.labels.as_ref().and_then(|l| l.get(LABEL_OWNER)).cloned().unwrap_or_default();
+        if owner_is_alive(&owner) {
+            continue;
+        }
+        if let Some(id) = c.id {
+            remove(docker, &id).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+pub async fn remove(docker: &Docker, id: &str) -> Result<()> {
+    match docker
+        .remove_container(id, Some(RemoveContainerOptionsBuilder::default().force(true).v(true).build()))
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        Err(e) => Err(anyhow!("remove container {}: {e}", short(id))),
+    }
+}
+
+pub async fn kill(docker: &Docker, id: &str, signal: &str) -> Result<()> {
+    docker
+        .kill_container(id, Some(KillContainerOptionsBuilder::default().signal(signal).build()))
+        .await
+        .with_context(|| format!("kill {signal} → container {}", short(id)))
+}
+
+pub async fn stop(docker: &Docker, id: &str, timeout: Duration) -> Result<()> {
+    docker
+        .stop_container(id, Some(StopContainerOptionsBuilder::default().t(whole_secs(timeout)).build()))
+        .await
+        .with_context(|| format!("stop (t={timeout:?}) container {}", short(id)))
+}
+
+pub async fn restart(docker: &Docker, id: &str, timeout: Duration) -> Result<()> {
+    docker
+        .restart_container(id, Some(RestartContainerOptionsBuilder::default().t(whole_secs(timeout)).build()))
+        .await
+        .with_context(|| format!("restart (t={timeout:?}) container {}", short(id)))
+}
+
+pub async fn pause(docker: &Docker, id: &str) -> Result<()> {
+    docker.pause_container(id).await.with_context(|| format!("pause container {}", short(id)))
+}
+
+pub async fn unpause(docker: &Docker, id: &str) -> Result<()> {
+    docker.unpause_container(id).await.with_context(|| format!("unpause container {}", short(id)))
+}
+
+fn whole_secs(d: Duration) -> i32 {
+    i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
+}
+
+/// Waits until the container is not running and returns its exit code. A non-zero code arrives
+/// from bollard as an error; it is mapped back here.
+pub async fn wait_exit(docker: &Docker, id: &str) -> Result<i64> {
+    let mut stream = docker.wait_container(
+        id,
+        Some(WaitContainerOptionsBuilder::default().condition("not-running").build()),
+    );
+    match stream.next().await {
+        Some(Ok(r)) => Ok(r.status_code),
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+        Some(Err(e)) => Err(anyhow!("wait for container {} to exit: {e}", short(id))),
+        None => Err(anyhow!("wait for container {}: the stream ended without a status", short(id))),
+    }
+}
+
+/// What Docker reports about a container's state.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub status: String,
+    pub running: bool,
+    pub paused: bool,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    /// PID 1's pid in the host's namespace (0 when not running).
+    pub host_pid: i64,
+}
+
+pub async fn state(docker: &Docker, id: &str) -> Result<State> {
+    let inspect = docker
+        .inspect_container(id, None)
+        .await
+        .with_context(|| format!("inspect container {}", short(id)))?;
+    let s = inspect.state.unwrap_or_default();
+    Ok(State {
+        status: s.status.map(|x| x.to_string()).unwrap_or_default(),
+        running: s.running.unwrap_or(false),
+        paused: s.paused.unwrap_or(false),
+        exit_code: s.exit_code,
+        oom_killed: s.oom_killed.unwrap_or(false),
+        host_pid: s.pid.unwrap_or(0),
+    })
+}
+
+/// The host port that `container_port/tcp` is published on (bound to 127.0.0.1). It changes on
+/// every container restart, so callers read it again afterwards.
+pub async fn host_port(docker: &Docker, id: &str, container_port: u16) -> Result<u16> {
+    let inspect = docker
+        .inspect_container(id, None)
+        .await
+        .with_context(|| format!("inspect container {} for its ports", short(id)))?;
+    let key = format!("{container_port}/tcp");
+    inspect
+        .network_settings
+        .and_then(|n| n.ports)
+        .and_then(|p| p.get(&key).cloned().flatten())
+        .and_then(|bindings| bindings.into_iter().find_map(|b| b.host_port))
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| anyhow!("container {} has no published port for {key}", short(id)))
+}
+
+/// One output stream of a container, split into lines.
+#[derive(Debug, Clone, Default)]
+pub struct Logs {
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+}
+
+/// Reassembles log chunks into lines: Docker may split a line across chunks.
+#[derive(Default)]
+pub struct LineSplitter {
+    partial_out: String,
+    partial_err: String,
+}
+
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl LineSplitter {
+    /// Feeds one chunk; returns the complete lines it finished, with their stream.
+    pub fn feed(&mut self, chunk: bollard::container::LogOutput) -> Vec<(Stream, String)> {
+        use bollard::container::LogOutput;
+        let (stream, message, partial) = match chunk {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                (Stream::Stdout, message, &mut self.partial_out)
+            }
+            LogOutput::StdErr { message } => (Stream::Stderr, message, &mut self.partial_err),
+            LogOutput::StdIn { .. } => return Vec::new(),
+        };
+        partial.push_str(&String::from_utf8_lossy(&message));
+        let mut lines = Vec::new();
+        while let Some(end) = partial.find('\n') {
+            let line: String = partial.drain(..=end).collect();
+            let kind = match stream {
+                Stream::Stdout => Stream::Stdout,
+                Stream::Stderr => Stream::Stderr,
+            };
+            lines.push((kind, line.trim_end_matches(['\n', '\r']).to_string()));
+        }
+        lines
+    }
+
+    /// The unterminated tails, once the stream has ended.
+    pub fn finish(self) -> Vec<(Stream, String)> {
+        let mut rest = Vec::new();
+        if !self.partial_out.is_empty() {
+            rest.push((Stream::Stdout, self.partial_out));
+        }
+        if !self.partial_err.is_empty() {
+            rest.push((Stream::Stderr, self.partial_err));
+        }
+        rest
+    }
+}
+
+/// The logs so far (all runs of the container, in order).
+pub async fn logs(docker: &Docker, id: &str) -> Result<Logs> {
+    let mut stream = docker.logs(id, Some(LogsOptionsBuilder::default().stdout(true).stderr(true).build()));
+    let mut splitter = LineSplitter::default();
+    let mut logs = Logs::default();
+    let mut push = |(stream, line): (Stream, String)| match stream {
+        Stream::Stdout => logs.stdout.push(line),
+        Stream::Stderr => logs.stderr.push(line),
+    };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.with_context(|| format!("read logs of container {}", short(id)))?;
+        splitter.feed(chunk).into_iter().for_each(&mut push);
+    }
+    splitter.finish().into_iter().for_each(push);
+    Ok(logs)
+}
+
+/// Follows the logs from the start and returns the first stdout line for which `matches` holds.
+/// `Ok(None)` when the stream ends (the container stopped) without such a line.
+pub async fn follow_until(
+    docker: &Docker,
+    id: &str,
+    mut matches: impl FnMut(&str) -> bool,
+) -> Result<Option<String>> {
+    let mut stream = docker.logs(
+        id,
+        Some(LogsOptionsBuilder::default().stdout(true).stderr(true).follow(true).build()),
+    );
+    let mut splitter = LineSplitter::default();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.with_context(|| format!("follow logs of container {}", short(id)))?;
+        for (stream, line) in splitter.feed(chunk) {
+            if matches!(stream, Stream::Stdout) && matches(&line) {
+                return Ok(Some(line));
+            }
+        }
+    }
+    Ok(splitter
+        .finish()
+        .into_iter()
+        .find(|(s, l)| matches!(s, Stream::Stdout) && matches(l))
+        .map(|(_, l)| l))
+}
+
+/// The result of `docker exec`.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub code: i64,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+}
+
+pub async fn exec(docker: &Docker, id: &str, argv: &[&str]) -> Result<ExecOutput> {
+    let what = || format!("exec {argv:?} in container {}", short(id));
+    let created = docker
+        .create_exec(
+            id,
+            CreateExecOptions {
+                cmd: Some(argv.iter().map(|s| s.to_string()).collect::<Vec<String>>()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(what)?;
+    let mut out = ExecOutput { code: -1, stdout: Vec::new(), stderr: Vec::new() };
+    if let StartExecResults::Attached { mut output, .. } =
+        docker.start_exec(&created.id, None).await.with_context(what)?
+    {
+        let mut splitter = LineSplitter::default();
+        while let Some(chunk) = output.next().await {
+            for (stream, line) in splitter.feed(chunk.with_context(what)?) {
+                match stream {
+                    Stream::Stdout => out.stdout.push(line),
+                    Stream::Stderr => out.stderr.push(line),
+                }
+            }
+        }
+        for (stream, line) in splitter.finish() {
+            match stream {
+                Stream::Stdout => out.stdout.push(line),
+                Stream::Stderr => out.stderr.push(line),
+            }
+        }
+    }
+    out.code = docker.inspect_exec(&created.id).await.with_context(what)?.exit_code.unwrap_or(-1);
+    Ok(out)
+}
+
+/// Memory in use by the container, in bytes: `usage` minus the page cache, with the cache key
+/// that exists on cgroup v1 (`total_inactive_file`/`cache`) or v2 (`inactive_file`).
+pub async fn memory_usage(docker: &Docker, id: &str) -> Result<u64> {
+    let stats = docker
+        .stats(id, Some(StatsOptionsBuilder::default().stream(false).one_shot(true).build()))
+        .next()
+        .await
+        .ok_or_else(|| anyhow!("no stats for container {}", short(id)))?
+        .with_context(|| format!("stats of container {}", short(id)))?;
+    let memory = stats.memory_stats.context("stats without memory_stats")?;
+    let usage = memory.usage.context("memory_stats without usage")?;
+    let cache = memory
+        .stats
+        .as_ref()
+        .and_then(|s| s.get("inactive_file").or(s.get("total_inactive_file")).copied())
+        .unwrap_or(0);
+    Ok(usage.saturating_sub(cache))
+}
+
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}

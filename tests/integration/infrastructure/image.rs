@@ -1,0 +1,313 @@
+//! The image factory: an in-memory tar context built `FROM scratch` with the recipe humans use
+//! too (`docker/Dockerfile.test`), tagged by a hash of everything in it. An unchanged tree reuses
+//! its image; a changed binary always gets a fresh one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bollard::query_parameters::BuildImageOptionsBuilder;
+use bollard::Docker;
+use futures::StreamExt;
+
+use super::docker::LABEL_SUITE;
+
+/// Where Debian's busybox-static puts its binary.
+const BUSYBOX: &str = "/bin/busybox";
+/// Repository part of every test image tag.
+pub const IMAGE_REPOSITORY: &str = "scinit-test";
+/// Marks images built by the factory: kept between runs as a cache, listed by `make clean-images`.
+pub const LABEL_IMAGE: &str = "scinit.test.image";
+
+/// One entry of the image's root file system.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Entry {
+    File { data: Arc<Vec<u8>>, mode: u32 },
+    Symlink { target: String },
+    Dir { mode: u32 },
+}
+
+/// The root file system of a test image, path → entry (sorted, so the hash is stable).
+#[derive(Debug, Clone, Default)]
+pub struct RootFs {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl RootFs {
+    /// `/tmp`, `/bin/busybox` with its applet links, `/bin/testkit`, and every file of
+    /// `fixtures/test_scripts/` under `/scripts/`.
+    pub fn standard(testkit: &Path) -> Result<RootFs> {
+        let mut fs = RootFs::default();
+        fs.dir("/tmp", 0o1777);
+        fs.host_file("/bin/testkit", testkit)?;
+        fs.busybox()?;
+        let scripts = crate::static_build::workspace_root().join("fixtures/test_scripts");
+        for entry in std::fs::read_dir(&scripts).with_context(|| format!("listing {}", scripts.display()))? {
+            let path = entry?.path();
+            if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                if path.is_file() {
+                    let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                    fs.file(&format!("/scripts/{name}"), data, 0o755);
+                }
+            }
+        }
+        Ok(fs)
+    }
+
+    pub fn dir(&mut self, path: &str, mode: u32) -> &mut Self {
+        self.entries.insert(path.to_string(), Entry::Dir { mode });
+        self
+    }
+
+    pub fn file(&mut self, path: &str, data: Vec<u8>, mode: u32) -> &mut Self {
+        self.entries.insert(path.to_string(), Entry::File { data: Arc::new(data), mode });
+        self
+    }
+
+    pub fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
+        self.entries.insert(path.to_string(), Entry::Symlink { target: target.to_string() });
+        self
+    }
+
+    /// Copies a host executable to `path`, reading through symlinks.
+    pub fn host_file(&mut self, path: &str, host: &Path) -> Result<&mut Self> {
+        let data = read_cached(host)?;
+        self.entries.insert(path.to_string(), Entry::File { data, mode: 0o755 });
+        Ok(self)
+    }
+
+    /// Copies a host executable to `path` together with its dynamic-library closure, each
+    /// library at the same absolute path as on the host (Debian's loader needs no cache).
+    pub fn host_program(&mut self, path: &str, host: &Path) -> Result<&mut Self> {
+        self.host_file(path, host)?;
+        for lib in ldd_closure(host)? {
+            let data = read_cached(&lib)?;
+            let path = lib.to_string_lossy().into_owned();
+            self.entries.insert(path, Entry::File { data, mode: 0o755 });
+        }
+        Ok(self)
+    }
+
+    fn busybox(&mut self) -> Result<()> {
+        let host = Path::new(BUSYBOX);
+        if !host.exists() {
+            bail!("{BUSYBOX} is missing: install Debian's busybox-static (`make deps`)");
+        }
+        self.host_file("/bin/busybox", host)?;
+        let list = Command::new(host).arg("--list").output().context("running busybox --list")?;
+        for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
+            if applet != "busybox" {
+                self.symlink(&format!("/bin/{applet}"), "busybox");
+            }
+        }
+        Ok(())
+    }
+
+    /// A hash of the recipe and every entry: the image tag.
+    fn content_hash(&self, dockerfile: &str) -> u64 {
+        let mut h = Fnv64::default();
+        h.write(dockerfile.as_bytes());
+        for (path, entry) in &self.entries {
+            h.write(path.as_bytes());
+            match entry {
+                Entry::File { data, mode } => {
+                    h.write(b"f");
+                    h.write(&mode.to_le_bytes());
+                    h.write(data);
+                }
+                Entry::Symlink { target } => {
+                    h.write(b"l");
+                    h.write(target.as_bytes());
+                }
+                Entry::Dir { mode } => {
+                    h.write(b"d");
+                    h.write(&mode.to_le_bytes());
+                }
+            }
+            h.write(b"\0");
+        }
+        h.0
+    }
+
+    /// The build context: the Dockerfile plus `rootfs/...`, with mtime 0 so Docker's cache hits.
+    fn tar_context(&self, dockerfile: &str) -> Result<Vec<u8>> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(dockerfile.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        builder.append_data(&mut header, "Dockerfile", dockerfile.as_bytes())?;
+        for (path, entry) in &self.entries {
+            let name = format!("rootfs{path}");
+            let mut header = tar::Header::new_gnu();
+            header.set_mtime(0);
+            match entry {
+                Entry::File { data, mode } => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(data.len() as u64);
+                    header.set_mode(*mode);
+                    builder.append_data(&mut header, &name, data.as_slice())?;
+                }
+                Entry::Symlink { target } => {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_size(0);
+                    header.set_mode(0o777);
+                    builder.append_link(&mut header, &name, target)?;
+                }
+                Entry::Dir { mode } => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_size(0);
+                    header.set_mode(*mode);
+                    builder.append_data(&mut header, format!("{name}/"), std::io::empty())?;
+                }
+            }
+        }
+        Ok(builder.into_inner()?)
+    }
+}
+
+/// The recipe shared with humans (`make image`).
+fn dockerfile() -> Result<&'static str> {
+    static RECIPE: OnceLock<Result<String, String>> = OnceLock::new();
+    RECIPE
+        .get_or_init(|| {
+            let path = crate::static_build::workspace_root().join("docker/Dockerfile.test");
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+        })
+        .as_deref()
+        .map_err(|e| anyhow!("reading the test image recipe {e}"))
+}
+
+/// Builds the image for `fs` unless an image with its content tag exists; returns the tag.
+/// Concurrent callers in one process wait for a single build.
+pub async fn ensure_image(docker: &Docker, fs: &RootFs) -> Result<String> {
+    static BUILDS: OnceLock<Mutex<HashMap<u64, Arc<tokio::sync::OnceCell<String>>>>> = OnceLock::new();
+    let recipe = dockerfile()?;
+    let hash = fs.content_hash(recipe);
+    let cell = {
+        let mut builds = BUILDS.get_or_init(Default::default).lock().map_err(|_| anyhow!("image build table poisoned"))?;
+        builds.entry(hash).or_default().clone()
+    };
+    let tag = cell
+        .get_or_try_init(|| async {
+            let tag = format!("{IMAGE_REPOSITORY}:{hash:016x}");
+            if docker.inspect_image(&tag).await.is_ok() {
+                return Ok(tag);
+            }
+            build(docker, fs, recipe, &tag).await?;
+            Ok::<_, anyhow::Error>(tag)
+        })
+        .await?;
+    Ok(tag.clone())
+}
+
+async fn build(docker: &Docker, fs: &RootFs, recipe: &str, tag: &str) -> Result<()> {
+    let context = fs.tar_context(recipe)?;
+    let labels = HashMap::from([(LABEL_SUITE, "1"), (LABEL_IMAGE, "1")]);
+    let options = BuildImageOptionsBuilder::default()
+        .dockerfile("Dockerfile")
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .networkmode("none")
+        .labels(&labels)
+        .build();
+    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    let mut transcript = String::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(line) = info.stream {
+                    transcript.push_str(&line);
+                }
+                if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                    bail!("building image {tag} failed: {err}\n{transcript}");
+                }
+            }
+            Err(e) => bail!("building image {tag} failed: {e}\n{transcript}"),
+        }
+    }
+    Ok(())
+}
+
+/// Files are read once per process: many images share busybox and the testkit.
+fn read_cached(path: &Path) -> Result<Arc<Vec<u8>>> {
+    static FILES: OnceLock<Mutex<HashMap<PathBuf, Arc<Vec<u8>>>>> = OnceLock::new();
+    let mut files = FILES.get_or_init(Default::default).lock().map_err(|_| anyhow!("file cache poisoned"))?;
+    if let Some(data) = files.get(path) {
+        return Ok(data.clone());
+    }
+    let data = Arc::new(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
+    files.insert(path.to_path_buf(), data.clone());
+    Ok(data)
+}
+
+/// The shared libraries `ldd` lists for `binary` (empty for a static binary).
+fn ldd_closure(binary: &Path) -> Result<Vec<PathBuf>> {
+    let out = Command::new("ldd").arg(binary).output().context("running ldd")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(parse_ldd(&text))
+}
+
+fn parse_ldd(text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let path = match line.split_once("=>") {
+                Some((_, rest)) => rest.trim().split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// FNV-1a, 64 bit: stable across runs and toolchains, unlike `DefaultHasher`.
+struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv64 {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_output_gives_the_library_paths() {
+        let text = "\tlinux-vdso.so.1 (0x00007f)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f)\n\t/lib64/ld-linux-x86-64.so.2 (0x7f)\n";
+        assert_eq!(
+            parse_ldd(text),
+            vec![PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"), PathBuf::from("/lib64/ld-linux-x86-64.so.2")]
+        );
+        assert!(parse_ldd("\tnot a dynamic executable\n").is_empty());
+    }
+
+    #[test]
+    fn content_hash_changes_with_any_byte_and_mode() {
+        let mut a = RootFs::default();
+        a.file("/bin/x", vec![1, 2, 3], 0o755);
+        let mut b = a.clone();
+        assert_eq!(a.content_hash("FROM scratch"), b.content_hash("FROM scratch"));
+        b.file("/bin/x", vec![1, 2, 4], 0o755);
+        assert_ne!(a.content_hash("FROM scratch"), b.content_hash("FROM scratch"));
+        let mut c = a.clone();
+        c.file("/bin/x", vec![1, 2, 3], 0o644);
+        assert_ne!(a.content_hash("FROM scratch"), c.content_hash("FROM scratch"));
+        assert_ne!(a.content_hash("FROM scratch"), a.content_hash("FROM scratch\nENV A=1"));
+    }
+}

@@ -1,0 +1,365 @@
+//! Scenarios: the builder a test body uses to describe its container, and the runner that judges
+//! the body's outcome against the init's expected outputs and records it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use bollard::models::PortBinding;
+use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{GenericImage, ImageExt};
+use tokio::sync::OnceCell;
+
+use super::container::InitContainer;
+use super::docker;
+use super::expectations::{self, Expect, Observed, Verdict};
+use super::image::{ensure_image, RootFs};
+use super::init_profile::{InitProfile, Intent, LiveReload, Unsupported};
+use super::results::{self, Measurement, Record};
+use crate::static_build::static_binaries;
+
+/// How long one scenario may take before the harness calls it hung.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a container may take to print its child's handshake.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The init a scenario body runs against, and where it records its figures.
+#[derive(Clone)]
+pub struct Init {
+    pub profile: InitProfile,
+    scenario: String,
+    measurements: Arc<Mutex<Vec<Measurement>>>,
+}
+
+impl Init {
+    pub fn new(profile: InitProfile, scenario: &str) -> Init {
+        Init { profile, scenario: scenario.to_string(), measurements: Arc::default() }
+    }
+
+    pub fn scenario_id(&self) -> &str {
+        &self.scenario
+    }
+
+    /// Records a named figure for `results.json` (e.g. `("longest_gap", 12.0, "ms")`).
+    pub fn record(&self, name: &str, value: f64, unit: &str) {
+        if let Ok(mut m) = self.measurements.lock() {
+            m.push(Measurement { name: name.to_string(), value, unit: unit.to_string() });
+        }
+    }
+
+    fn measurements(&self) -> Vec<Measurement> {
+        self.measurements.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+/// The init behaved differently from the contract: judged against the expected outputs, unlike
+/// harness errors, which always fail.
+#[derive(Debug)]
+pub struct Deviation(pub String);
+
+impl fmt::Display for Deviation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Deviation {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// The default bridge, ports published on 127.0.0.1.
+    Bridge,
+    /// The host's network namespace: no docker-proxy in the path.
+    Host,
+    None,
+}
+
+/// A container to start: the child, what the init should do, and the container's limits.
+#[derive(Clone)]
+pub struct Scenario {
+    init: Init,
+    intent: Intent,
+    network: Network,
+    wait_ready: bool,
+    env: Vec<(String, String)>,
+    memory_limit: Option<i64>,
+    pids_limit: Option<i64>,
+    nofile_limit: Option<i64>,
+    extra_files: Vec<(String, std::path::PathBuf)>,
+    published: Vec<u16>,
+}
+
+impl Scenario {
+    pub fn new(init: &Init) -> Scenario {
+        Scenario {
+            init: init.clone(),
+            intent: Intent::default(),
+            network: Network::Bridge,
+            wait_ready: true,
+            env: Vec::new(),
+            memory_limit: None,
+            pids_limit: None,
+            nofile_limit: None,
+            extra_files: Vec::new(),
+            published: Vec::new(),
+        }
+    }
+
+    /// The child's command line (`testkit` and busybox applets are on `PATH`).
+    pub fn child<S: Into<String>>(mut self, argv: impl IntoIterator<Item = S>) -> Scenario {
+        self.intent.child = argv.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn grace(mut self, grace: Duration) -> Scenario {
+        self.intent.grace = Some(grace);
+        self
+    }
+
+    pub fn with_ports(mut self, ports: impl IntoIterator<Item = u16>) -> Scenario {
+        self.intent.ports = ports.into_iter().collect();
+        self
+    }
+
+    /// Publishes container ports on 127.0.0.1 without asking the init to bind them (for a child
+    /// that listens by itself). Ports given to `with_ports` are published too.
+    pub fn publish(mut self, ports: impl IntoIterator<Item = u16>) -> Scenario {
+        self.published = ports.into_iter().collect();
+        self
+    }
+
+    pub fn bind_addr(mut self, addr: &str) -> Scenario {
+        self.intent.bind_addr = Some(addr.to_string());
+        self
+    }
+
+    pub fn restart_signal(mut self, signal: &str) -> Scenario {
+        self.intent.restart_signal = Some(signal.to_string());
+        self
+    }
+
+    pub fn live_reload(mut self, watch_path: &str, debounce: Duration) -> Scenario {
+        self.intent.live_reload = Some(LiveReload { watch_path: watch_path.to_string(), debounce });
+        self
+    }
+
+    /// Raw scinit arguments (scinit-only scenarios such as bad command lines).
+    pub fn init_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Scenario {
+        self.intent.init_args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn network(mut self, network: Network) -> Scenario {
+        self.network = network;
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Scenario {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn memory_limit(mut self, bytes: i64) -> Scenario {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
+    pub fn pids_limit(mut self, pids: i64) -> Scenario {
+        self.pids_limit = Some(pids);
+        self
+    }
+
+    pub fn nofile_limit(mut self, fds: i64) -> Scenario {
+        self.nofile_limit = Some(fds);
+        self
+    }
+
+    /// Adds a host program (with its shared libraries) to the image at `path`.
+    pub fn with_program(mut self, path: &str, host: impl Into<std::path::PathBuf>) -> Scenario {
+        self.extra_files.push((path.to_string(), host.into()));
+        self
+    }
+
+    /// Starts without waiting for the child's handshake: for containers expected to exit at
+    /// once (bad command lines, exec failures).
+    pub fn without_ready_wait(mut self) -> Scenario {
+        self.wait_ready = false;
+        self
+    }
+
+    /// Builds (or reuses) the image, starts the container and, unless told otherwise, waits for
+    /// the child's `ready` line.
+    pub async fn start(self) -> Result<InitContainer> {
+        let profile = &self.init.profile;
+        let launch = profile.launch(&self.intent)?;
+        let docker = suite_docker().await?;
+        let binaries = tokio::task::spawn_blocking(|| static_binaries().map(Clone::clone))
+            .await?
+            .map_err(|e| anyhow!(e))?;
+        let mut fs = RootFs::standard(&binaries.testkit)?;
+        if let Some(binary) = &profile.binary {
+            fs.host_program("/init", binary)?;
+        }
+        for (path, host) in &self.extra_files {
+            fs.host_program(path, host)?;
+        }
+        let tag = ensure_image(&docker, &fs).await?;
+        let (name, version) = tag.split_once(':').context("image tag without version")?;
+
+        let mut image = GenericImage::new(name, version);
+        let mut ports = self.intent.ports.clone();
+        ports.extend(&self.published);
+        for port in &ports {
+            image = image.with_exposed_port(port.tcp());
+        }
+        if self.wait_ready {
+            image = image.with_wait_for(WaitFor::message_on_stdout("ready pid="));
+        }
+        let mut request = image
+            .with_cmd(launch.cmd.clone())
+            .with_container_name(container_name(self.init.scenario_id()))
+            .with_startup_timeout(READY_TIMEOUT);
+        for (k, v) in docker::labels() {
+            request = request.with_label(k, v);
+        }
+        request = request.with_label("scinit.test.scenario", self.init.scenario_id());
+        for (k, v) in profile.env.iter().chain(&self.env) {
+            request = request.with_env_var(k, v);
+        }
+        if let Some(n) = self.nofile_limit {
+            request = request.with_ulimit("nofile", n, Some(n));
+        }
+        match self.network {
+            Network::Bridge => {}
+            Network::Host => request = request.with_network("host"),
+            Network::None => request = request.with_network("none"),
+        }
+        let (memory, pids, docker_init, bridge) =
+            (self.memory_limit, self.pids_limit, launch.docker_init, self.network == Network::Bridge);
+        request = request.with_host_config_modifier(move |hc| {
+            // testcontainers publishes on 0.0.0.0; the suite only ever exposes 127.0.0.1.
+            hc.publish_all_ports = Some(false);
+            if bridge {
+                hc.port_bindings = Some(
+                    ports
+                        .iter()
+                        .map(|p| {
+                            let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+                            (format!("{p}/tcp"), Some(vec![binding]))
+                        })
+                        .collect::<HashMap<_, _>>(),
+                );
+            }
+            if docker_init {
+                hc.init = Some(true);
+            }
+            if let Some(bytes) = memory {
+                hc.memory = Some(bytes);
+                hc.memory_swap = Some(bytes);
+            }
+            if let Some(n) = pids {
+                hc.pids_limit = Some(n);
+            }
+        });
+        let container = request
+            .start()
+            .await
+            .map_err(|e| anyhow!("starting {:?} under {}: {e}", launch.cmd, profile.label))?;
+        Ok(InitContainer::new(container, docker, self.network == Network::Host, profile.label.clone()))
+    }
+}
+
+fn container_name(scenario: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let short: String = scenario.chars().take(40).collect();
+    format!("scinit-test-{short}-{}-{n}", std::process::id())
+}
+
+/// A Docker client for this test's runtime, after the once-per-process leftover sweep.
+async fn suite_docker() -> Result<bollard::Docker> {
+    static SWEPT: OnceCell<()> = OnceCell::const_new();
+    let docker = docker::connect().await?;
+    SWEPT
+        .get_or_try_init(|| async {
+            docker::sweep_leftovers(&docker).await.map(|_| ())
+        })
+        .await?;
+    Ok(docker)
+}
+
+/// Runs `body` against the init under test and judges it against the expected outputs.
+/// Panics (fails the test) on FAIL, UNEXPECTED-PASS and ERROR, with the whole story.
+pub async fn run<F, Fut>(scenario: &str, body: F)
+where
+    F: FnOnce(Init) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let profile = match InitProfile::under_test() {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("{e:#}"),
+    };
+    let expect = match expectations::lookup(profile.kind, scenario) {
+        Ok(e) => e,
+        Err(e) => panic!("{e:#}"),
+    };
+    let init = Init::new(profile.clone(), scenario);
+    let start = Instant::now();
+    let (verdict, detail) = match &expect {
+        Expect::NotApplicable(reason) => (Verdict::NotApplicable, reason.clone()),
+        _ => {
+            let observed = observe(init.clone(), body).await;
+            let detail = match &observed {
+                Observed::Pass => String::new(),
+                Observed::Deviation(d) | Observed::Error(d) => d.clone(),
+            };
+            (expectations::judge(&expect, &observed), detail)
+        }
+    };
+    let recorded = results::append(&Record {
+        scenario,
+        init: &profile.label,
+        verdict,
+        detail: &detail,
+        duration_ms: start.elapsed().as_millis(),
+        measurements: &init.measurements(),
+    });
+    let expected = match &expect {
+        Expect::Pass => "pass".to_string(),
+        Expect::Differs(why) => format!("differs ({why})"),
+        Expect::NotApplicable(why) => format!("n/a ({why})"),
+        Expect::Varies(why) => format!("either outcome ({why})"),
+    };
+    if verdict.is_failure() {
+        panic!("{verdict}: scenario `{scenario}` against {}: expected {expected}\n{detail}", profile.label);
+    }
+    if let Err(e) = recorded {
+        panic!("recording the result of `{scenario}`: {e:#}");
+    }
+}
+
+/// Runs `body` and classifies its outcome; used by [`run`] and by the suite-power tests, which
+/// judge broken inits themselves.
+pub async fn observe<F, Fut>(init: Init, body: F) -> Observed
+where
+    F: FnOnce(Init) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    match tokio::time::timeout(SCENARIO_TIMEOUT, body(init)).await {
+        Err(_) => Observed::Error(format!("the scenario did not finish within {SCENARIO_TIMEOUT:?}")),
+        Ok(Ok(())) => Observed::Pass,
+        Ok(Err(e)) => {
+            if let Some(d) = e.downcast_ref::<Deviation>() {
+                Observed::Deviation(d.0.clone())
+            } else if let Some(u) = e.downcast_ref::<Unsupported>() {
+                Observed::Error(format!("{u}: mark the scenario `n/a` for this init"))
+            } else {
+                Observed::Error(format!("{e:#}"))
+            }
+        }
+    }
+}
