@@ -7,5 +7,6 @@ mod static_build;
 
 #[macro_use]
 mod infrastructure;
+mod performance;
 mod scenarios;
 mod utils;

@@ -18,6 +18,28 @@ pub struct Exit {
     pub elapsed: Duration,
 }
 
+/// Reads stdout lines in order; see [`InitContainer::follow`].
+pub struct Follower {
+    lines: tokio::sync::mpsc::UnboundedReceiver<Result<String>>,
+}
+
+impl Follower {
+    /// The next fact of `kind` for which `matches` holds, at most `within` from now.
+    pub async fn next_fact(&mut self, kind: &str, within: Duration, mut matches: impl FnMut(&Fact) -> bool) -> Result<Fact> {
+        let wait = async {
+            while let Some(line) = self.lines.recv().await {
+                if let Some(fact) = Fact::parse(&line?) {
+                    if fact.kind == kind && matches(&fact) {
+                        return Ok(fact);
+                    }
+                }
+            }
+            bail!("the container's output ended before a `{kind}` fact")
+        };
+        tokio::time::timeout(within, wait).await.map_err(|_| anyhow!("no `{kind}` fact within {within:?}"))?
+    }
+}
+
 /// A started scenario container. Dropping it removes the container (unless
 /// `TESTCONTAINERS_COMMAND=keep`, for debugging).
 pub struct InitContainer {
@@ -125,6 +147,12 @@ impl InitContainer {
             })
             .await?;
         Fact::parse(&line).ok_or_else(|| anyhow!("unparsable fact line {line}"))
+    }
+
+    /// A follower of the child's stdout: many waits on one log stream, each from where the
+    /// previous one stopped.
+    pub fn follow(&self) -> Follower {
+        Follower { lines: docker::stdout_lines(&self.docker, &self.id) }
     }
 
     pub async fn exec(&self, argv: &[&str]) -> Result<ExecOutput> {

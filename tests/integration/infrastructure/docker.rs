@@ -302,6 +302,39 @@ pub async fn follow_until(
         .map(|(_, l)| l))
 }
 
+/// Streams the container's stdout lines from the start, as they come, through a channel fed by
+/// a task (so a caller can wait for many events on one connection).
+pub fn stdout_lines(docker: &Docker, id: &str) -> tokio::sync::mpsc::UnboundedReceiver<Result<String>> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let docker = docker.clone();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let mut stream = docker.logs(
+            &id,
+            Some(LogsOptionsBuilder::default().stdout(true).stderr(false).follow(true).build()),
+        );
+        let mut splitter = LineSplitter::default();
+        while let Some(chunk) = stream.next().await {
+            let lines = match chunk {
+                Ok(chunk) => splitter.feed(chunk),
+                Err(e) => {
+                    let _ = tx.send(Err(anyhow!("follow logs of container {}: {e}", short(&id))));
+                    return;
+                }
+            };
+            for (_, line) in lines {
+                if tx.send(Ok(line)).is_err() {
+                    return;
+                }
+            }
+        }
+        for (_, line) in splitter.finish() {
+            let _ = tx.send(Ok(line));
+        }
+    });
+    rx
+}
+
 /// The result of `docker exec`.
 #[derive(Debug, Clone)]
 pub struct ExecOutput {
