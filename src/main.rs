@@ -1,1 +1,124 @@
-fn main() {}
+//! scinit: a container init (PID 1).
+//!
+//! `main` reads like catatonit's: block signals, parse, set up, run the loop, exit. Each job
+//! lives in its own module; the decisions live in `supervisor`, which makes no system calls.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+// First, so that its macros (`error!`, `warn!`, `info!`, `debug!`) are in scope everywhere.
+#[macro_use]
+mod log;
+mod cli;
+mod event_loop;
+mod exit_status;
+mod reap;
+mod signals;
+mod sockets;
+mod spawn;
+mod supervisor;
+mod watch;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::cli::{Config, Parsed};
+use crate::exit_status::SETUP_ERROR;
+
+fn main() {
+    // Before *anything else*: a signal that arrives before the loop runs must stay pending,
+    // not kill scinit through a default disposition or be lost. No thread or child exists yet,
+    // so the mask applies to everything scinit will ever run.
+    if let Err(errno) = signals::block_all() {
+        log::line(format_args!("cannot block signals: {}", errno.desc()));
+        std::process::exit(SETUP_ERROR);
+    }
+    std::process::exit(run());
+}
+
+fn run() -> i32 {
+    let config = match cli::parse(std::env::args_os().skip(1), std::env::var_os("SCINIT_LOG")) {
+        Ok(Parsed::Run(config)) => config,
+        Ok(Parsed::Help) => return print(cli::HELP),
+        Ok(Parsed::Version) => return print(&format!("scinit {}\n", env!("CARGO_PKG_VERSION"))),
+        Err(error) => {
+            log::line(format_args!("{}", error.message));
+            return error.exit_code;
+        }
+    };
+    log::set_level(config.log_level);
+    match set_up_and_run(&config) {
+        Ok(code) => code,
+        Err(message) => {
+            log::line(format_args!("{message}"));
+            SETUP_ERROR
+        }
+    }
+}
+
+fn print(text: &str) -> i32 {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    0
+}
+
+/// Set-up (every error fatal, see `event_loop`'s error policy), then the loop.
+fn set_up_and_run(config: &Config) -> Result<i32, String> {
+    if std::process::id() != 1 {
+        // Not PID 1 (tests, `docker run --init`-less nesting): become the reaper of orphans
+        // below us anyway, so reaping and shutdown work the same.
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| format!("cannot become a child subreaper: {}", e.desc()))?;
+    }
+    let signalfd =
+        signals::open_signalfd().map_err(|e| format!("cannot open a signalfd: {}", e.desc()))?;
+    let listeners = sockets::bind_all(config.bind_addr, &config.ports)?;
+    let watcher = if config.live_reload {
+        Some(watch::Watcher::new(&watch_paths(config)?)?)
+    } else {
+        None
+    };
+    let foreground = spawn::Foreground::detect();
+    let spawner = spawn::Spawner::new(
+        &config.command,
+        std::env::vars_os().collect(),
+        &listeners,
+        foreground,
+    )?;
+
+    let supervisor = supervisor::Supervisor::new(supervisor::Settings {
+        grace: config.graceful_timeout,
+        restart_delay: config.restart_delay,
+        debounce: config.debounce,
+        restart_signal: config.restart_signal,
+    });
+    let code = event_loop::run(
+        supervisor,
+        event_loop::Context {
+            signals: signalfd,
+            watcher,
+            spawner,
+        },
+    );
+    foreground.restore();
+    Ok(code)
+}
+
+/// The `--watch-path`s, or by default the command's executable resolved through PATH.
+fn watch_paths(config: &Config) -> Result<Vec<PathBuf>, String> {
+    if !config.watch_paths.is_empty() {
+        return Ok(config.watch_paths.clone());
+    }
+    let command = config
+        .command
+        .first()
+        .map(|c| c.as_os_str())
+        .unwrap_or_default();
+    watch::resolve_command(command, std::env::var_os("PATH").as_deref())
+        .map(|path| vec![path])
+        .ok_or_else(|| {
+            format!(
+                "cannot watch '{}': not found in PATH",
+                command.to_string_lossy()
+            )
+        })
+}

@@ -1,0 +1,513 @@
+//! Command line and `SCINIT_LOG` → [`Config`].
+//!
+//! Options end at the first non-option argument (COMMAND) or at `--`: everything after goes to
+//! the child verbatim, hyphenated arguments included. Every error is one line; its exit code is
+//! carried by [`CliError`] (2 for usage errors, 1 for a bad bind address, which the contract
+//! counts as a set-up error).
+
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::exit_status::{SETUP_ERROR, USAGE_ERROR};
+use crate::log::Level;
+use crate::signals;
+
+pub const HELP: &str = "\
+scinit: a container init (PID 1) with signal forwarding, reaping, graceful shutdown and
+zero-downtime restarts over inherited sockets.
+
+Usage: scinit [OPTIONS] [--] COMMAND [ARGS...]
+
+Options (stop at COMMAND; everything after it goes to the child verbatim):
+  --ports <N[,N...]>               TCP ports to bind before starting the child, passed as fds
+                                   3, 4, ... (repeatable)
+  --bind-addr <IP>                 address to bind the ports on [default: 0.0.0.0]
+  --graceful-timeout-secs <S>      grace period before SIGKILL, fractions allowed [default: 5]
+  --restart-delay-ms <MS>          pause between the old child's exit and the new start [default: 0]
+  --live-reload                    restart the child when watched files change
+  --watch-path <P>                 path to watch (repeatable; implies --live-reload)
+                                   [default: COMMAND resolved through PATH]
+  --debounce-ms <MS>               quiet time after the last change before restarting [default: 500]
+  --restart-signal <SIG|none>      signal that restarts the child; with none it is forwarded
+                                   [default: SIGHUP]
+  --zombie-reap-interval-ms <MS>   accepted and ignored (scinit is event-driven)
+  --signal-poll-interval-ms <MS>   accepted and ignored (scinit is event-driven)
+  -h, --help                       print this help and exit
+  -V, --version                    print the version and exit
+
+Environment:
+  SCINIT_LOG=error|warn|info|debug  log level on stderr [default: warn]
+";
+
+/// Everything scinit needs to run, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub ports: Vec<u16>,
+    pub bind_addr: IpAddr,
+    pub graceful_timeout: Duration,
+    pub restart_delay: Duration,
+    pub live_reload: bool,
+    pub watch_paths: Vec<PathBuf>,
+    pub debounce: Duration,
+    pub restart_signal: Option<i32>,
+    pub log_level: Level,
+    pub command: Vec<OsString>,
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+pub enum Parsed {
+    Run(Config),
+    Help,
+    Version,
+}
+
+/// A one-line error and the exit code it maps to.
+#[derive(Debug, PartialEq)]
+pub struct CliError {
+    pub message: String,
+    pub exit_code: i32,
+}
+
+fn usage(message: String) -> CliError {
+    CliError {
+        message,
+        exit_code: USAGE_ERROR,
+    }
+}
+
+/// Parses the arguments (without argv\[0\]) and the value of `SCINIT_LOG`.
+pub fn parse<I>(args: I, scinit_log: Option<OsString>) -> Result<Parsed, CliError>
+where
+    I: IntoIterator<Item = OsString>,
+{
+    let mut config = Config {
+        ports: Vec::new(),
+        bind_addr: IpAddr::from([0, 0, 0, 0]),
+        graceful_timeout: Duration::from_secs(5),
+        restart_delay: Duration::ZERO,
+        live_reload: false,
+        watch_paths: Vec::new(),
+        debounce: Duration::from_millis(500),
+        restart_signal: Some(nix::libc::SIGHUP),
+        log_level: Level::Warn,
+        command: Vec::new(),
+    };
+    let mut bind_addr_text: Option<String> = None;
+
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let Some(text) = arg.to_str() else {
+            // A non-UTF-8 word cannot be one of our options: it is the command.
+            config.command.push(arg);
+            break;
+        };
+        if text == "--" {
+            break;
+        }
+        if !text.starts_with('-') || text == "-" {
+            config.command.push(arg);
+            break;
+        }
+        let (name, inline) = match text.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => {
+                (name.to_string(), Some(value.to_string()))
+            }
+            _ => (text.to_string(), None),
+        };
+        match name.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "-V" | "--version" => return Ok(Parsed::Version),
+            // A flag takes no value: `--live-reload=no` is an error rather than silently "yes".
+            "--live-reload" if inline.is_some() => {
+                return Err(usage(format!("option '{name}' takes no value")));
+            }
+            "--live-reload" => config.live_reload = true,
+            _ => {
+                let value = match inline {
+                    Some(value) => value,
+                    None => match args.next() {
+                        Some(value) => value.into_string().map_err(|_| {
+                            usage(format!("option '{name}': value is not valid UTF-8"))
+                        })?,
+                        None => return Err(usage(format!("option '{name}' needs a value"))),
+                    },
+                };
+                apply(&mut config, &mut bind_addr_text, &name, &value)?;
+            }
+        }
+    }
+    config.command.extend(args);
+
+    if config.command.is_empty() {
+        return Err(usage("missing COMMAND (try 'scinit --help')".to_string()));
+    }
+    if let Some(value) = scinit_log.filter(|v| !v.is_empty()) {
+        let text = value.to_string_lossy();
+        config.log_level = Level::parse(&text).ok_or_else(|| {
+            usage(format!(
+                "SCINIT_LOG='{text}' is not one of error, warn, info, debug"
+            ))
+        })?;
+    }
+    if let Some(text) = bind_addr_text {
+        config.bind_addr = parse_ip(&text).ok_or_else(|| CliError {
+            message: format!(
+                "--bind-addr '{text}' is not an IP address (hostnames are not resolved)"
+            ),
+            exit_code: SETUP_ERROR,
+        })?;
+    }
+    Ok(Parsed::Run(config))
+}
+
+fn apply(
+    config: &mut Config,
+    bind_addr: &mut Option<String>,
+    name: &str,
+    value: &str,
+) -> Result<(), CliError> {
+    match name {
+        "--ports" => {
+            for part in value.split(',') {
+                let port = part
+                    .trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| {
+                        usage(format!("--ports: '{part}' is not a port number (1-65535)"))
+                    })?;
+                if config.ports.contains(&port) {
+                    return Err(usage(format!("--ports: port {port} is given twice")));
+                }
+                config.ports.push(port);
+            }
+        }
+        "--bind-addr" => *bind_addr = Some(value.to_string()),
+        "--graceful-timeout-secs" => {
+            config.graceful_timeout = value
+                .parse::<f64>()
+                .ok()
+                .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+                .map(bounded)
+                .ok_or_else(|| {
+                    usage(format!(
+                        "--graceful-timeout-secs: '{value}' is not a number of seconds"
+                    ))
+                })?;
+        }
+        "--restart-delay-ms" => config.restart_delay = millis(name, value)?,
+        "--debounce-ms" => config.debounce = millis(name, value)?,
+        "--watch-path" => {
+            config.watch_paths.push(PathBuf::from(value));
+            config.live_reload = true;
+        }
+        "--restart-signal" => config.restart_signal = restart_signal(value)?,
+        "--zombie-reap-interval-ms" | "--signal-poll-interval-ms" => {
+            // Accepted for compatibility with older scinit command lines; nothing polls.
+            millis(name, value)?;
+        }
+        _ => {
+            return Err(usage(format!(
+                "unknown option '{name}' (try 'scinit --help')"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Durations are capped at about 136 years, so that `Instant + duration` deadlines can never
+/// overflow (which would panic inside PID 1's loop). Nobody waits longer on purpose.
+fn bounded(duration: Duration) -> Duration {
+    duration.min(Duration::from_secs(u64::from(u32::MAX)))
+}
+
+fn millis(name: &str, value: &str) -> Result<Duration, CliError> {
+    value
+        .parse::<u64>()
+        .map(|ms| bounded(Duration::from_millis(ms)))
+        .map_err(|_| {
+            usage(format!(
+                "{name}: '{value}' is not a whole number of milliseconds"
+            ))
+        })
+}
+
+fn restart_signal(value: &str) -> Result<Option<i32>, CliError> {
+    if value.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let signo = signals::parse(value)
+        .ok_or_else(|| usage(format!("--restart-signal: unknown signal '{value}'")))?;
+    // The restart signal must be one scinit can receive and would otherwise forward.
+    if signals::classify(signo, None) != signals::Class::Forward
+        || signo == nix::libc::SIGKILL
+        || signo == nix::libc::SIGSTOP
+        || signals::FAULT_SIGNALS.iter().any(|s| *s as i32 == signo)
+    {
+        return Err(usage(format!(
+            "--restart-signal: {} cannot be the restart signal",
+            signals::name(signo)
+        )));
+    }
+    Ok(Some(signo))
+}
+
+/// An IP literal, IPv6 optionally in brackets (`[::1]`). Never a hostname: resolving names
+/// would need a resolver in a static PID 1 and make the bound address depend on DNS.
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    bare.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    fn run(args: &[&str]) -> Config {
+        match parse(os(args), None) {
+            Ok(Parsed::Run(config)) => config,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    fn error(args: &[&str]) -> CliError {
+        match parse(os(args), None) {
+            Err(e) => e,
+            other => panic!("{args:?} should fail, gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_apply_when_only_a_command_is_given() {
+        let c = run(&["app"]);
+        assert_eq!(c.command, os(&["app"]));
+        assert!(c.ports.is_empty());
+        assert_eq!(c.bind_addr, "0.0.0.0".parse::<IpAddr>().unwrap());
+        assert_eq!(c.graceful_timeout, Duration::from_secs(5));
+        assert_eq!(c.restart_delay, Duration::ZERO);
+        assert!(!c.live_reload);
+        assert_eq!(c.debounce, Duration::from_millis(500));
+        assert_eq!(c.restart_signal, Some(nix::libc::SIGHUP));
+        assert_eq!(c.log_level, Level::Warn);
+    }
+
+    #[test]
+    fn every_option_is_parsed_in_both_spellings() {
+        let c = run(&[
+            "--ports",
+            "8080,9090",
+            "--ports=7070",
+            "--bind-addr",
+            "::1",
+            "--graceful-timeout-secs=0.5",
+            "--restart-delay-ms",
+            "250",
+            "--live-reload",
+            "--watch-path",
+            "/srv",
+            "--watch-path=/etc/app.conf",
+            "--debounce-ms=100",
+            "--restart-signal",
+            "USR2",
+            "--zombie-reap-interval-ms",
+            "10",
+            "--signal-poll-interval-ms=10",
+            "app",
+        ]);
+        assert_eq!(c.ports, vec![8080, 9090, 7070]);
+        assert_eq!(c.bind_addr, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(c.graceful_timeout, Duration::from_millis(500));
+        assert_eq!(c.restart_delay, Duration::from_millis(250));
+        assert!(c.live_reload);
+        assert_eq!(
+            c.watch_paths,
+            vec![PathBuf::from("/srv"), PathBuf::from("/etc/app.conf")]
+        );
+        assert_eq!(c.debounce, Duration::from_millis(100));
+        assert_eq!(c.restart_signal, Some(nix::libc::SIGUSR2));
+        assert_eq!(c.command, os(&["app"]));
+    }
+
+    #[test]
+    fn options_stop_at_the_command_and_hyphenated_child_args_pass_verbatim() {
+        let c = run(&["--ports", "80", "app", "-x", "--ports", "9", "--", "--help"]);
+        assert_eq!(c.ports, vec![80]);
+        assert_eq!(
+            c.command,
+            os(&["app", "-x", "--ports", "9", "--", "--help"])
+        );
+    }
+
+    #[test]
+    fn double_dash_ends_options_even_before_a_hyphenated_command() {
+        let c = run(&["--live-reload", "--", "-weird-name", "-h"]);
+        assert!(c.live_reload);
+        assert_eq!(c.command, os(&["-weird-name", "-h"]));
+    }
+
+    #[test]
+    fn huge_durations_are_capped_so_deadlines_cannot_overflow() {
+        let c = run(&[
+            "--graceful-timeout-secs",
+            "1e18",
+            "--restart-delay-ms",
+            "18446744073709551615",
+            "app",
+        ]);
+        let cap = Duration::from_secs(u64::from(u32::MAX));
+        assert_eq!((c.graceful_timeout, c.restart_delay), (cap, cap));
+        assert!(std::time::Instant::now().checked_add(cap).is_some());
+    }
+
+    #[test]
+    fn watch_path_implies_live_reload() {
+        assert!(run(&["--watch-path", "/srv", "app"]).live_reload);
+    }
+
+    #[test]
+    fn restart_signal_none_disables_restarts() {
+        assert_eq!(
+            run(&["--restart-signal", "none", "app"]).restart_signal,
+            None
+        );
+        assert_eq!(
+            run(&["--restart-signal=SIGRTMIN+2", "app"]).restart_signal,
+            Some(nix::libc::SIGRTMIN() + 2)
+        );
+    }
+
+    #[test]
+    fn ipv6_literals_are_accepted_with_or_without_brackets() {
+        assert_eq!(
+            run(&["--bind-addr", "[::]", "app"]).bind_addr,
+            "::".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            run(&["--bind-addr=127.0.0.1", "app"]).bind_addr,
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn help_and_version_win_wherever_they_appear_before_the_command() {
+        assert_eq!(parse(os(&["-h"]), None), Ok(Parsed::Help));
+        assert_eq!(
+            parse(os(&["--ports", "80", "--help", "app"]), None),
+            Ok(Parsed::Help)
+        );
+        assert_eq!(parse(os(&["-V"]), None), Ok(Parsed::Version));
+        assert_eq!(parse(os(&["--version"]), None), Ok(Parsed::Version));
+        // After COMMAND they belong to the child.
+        assert_eq!(run(&["app", "--help"]).command, os(&["app", "--help"]));
+    }
+
+    #[test]
+    fn usage_errors_exit_2_with_one_line() {
+        let cases: &[&[&str]] = &[
+            &[],
+            &["--ports", "80"],
+            &["--"],
+            &["--nope", "app"],
+            &["--ports"],
+            &["--ports", "http", "app"],
+            &["--ports", "0", "app"],
+            &["--ports", "70000", "app"],
+            &["--ports", "80,80", "app"],
+            &["--graceful-timeout-secs", "-1", "app"],
+            &["--graceful-timeout-secs", "soon", "app"],
+            &["--restart-delay-ms", "1.5", "app"],
+            &["--debounce-ms", "-3", "app"],
+            &["--restart-signal", "SIGNOPE", "app"],
+            &["--restart-signal", "TERM", "app"],
+            &["--restart-signal", "KILL", "app"],
+            &["--restart-signal", "CHLD", "app"],
+            &["--restart-signal", "SEGV", "app"],
+            &["--live-reload=yes", "app"],
+            &["--zombie-reap-interval-ms", "x", "app"],
+        ];
+        let mut failures = Vec::new();
+        for args in cases {
+            match parse(os(args), None) {
+                Err(e)
+                    if e.exit_code == 2 && !e.message.contains('\n') && !e.message.is_empty() => {}
+                other => failures.push(format!("{args:?} -> {other:?}")),
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "not usage errors:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    #[test]
+    fn hostnames_are_rejected_as_a_setup_error() {
+        let e = error(&["--bind-addr", "localhost", "app"]);
+        assert_eq!(e.exit_code, 1);
+        assert!(e.message.contains("localhost"), "{}", e.message);
+    }
+
+    #[test]
+    fn scinit_log_sets_the_level_and_rejects_unknown_values() {
+        let level = |v: &str| parse(os(&["app"]), Some(v.into()));
+        assert!(matches!(
+            level("debug"),
+            Ok(Parsed::Run(Config {
+                log_level: Level::Debug,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            level(""),
+            Ok(Parsed::Run(Config {
+                log_level: Level::Warn,
+                ..
+            }))
+        ));
+        assert_eq!(level("loud").map(|_| ()).unwrap_err().exit_code, 2);
+    }
+
+    #[test]
+    fn non_utf8_arguments_reach_the_child() {
+        use std::os::unix::ffi::OsStringExt;
+        let odd = OsString::from_vec(vec![b'a', 0xff]);
+        let args = vec![OsString::from("app"), odd.clone()];
+        match parse(args, None) {
+            Ok(Parsed::Run(c)) => assert_eq!(c.command[1], odd),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn help_mentions_every_option_and_the_ignored_ones() {
+        for option in [
+            "--ports",
+            "--bind-addr",
+            "--graceful-timeout-secs",
+            "--restart-delay-ms",
+            "--live-reload",
+            "--watch-path",
+            "--debounce-ms",
+            "--restart-signal",
+            "--zombie-reap-interval-ms",
+            "--signal-poll-interval-ms",
+            "--help",
+            "--version",
+            "SCINIT_LOG",
+        ] {
+            assert!(HELP.contains(option), "{option}");
+        }
+        assert!(HELP.contains("accepted and ignored"));
+    }
+}

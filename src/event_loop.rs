@@ -1,0 +1,198 @@
+//! The event loop: the only place scinit waits.
+//!
+//! Error policy. Before the loop (in `main`), any failure is fatal: one line on stderr and a
+//! documented exit code (2 usage, 1 set-up, 127/126 when the first exec fails). Once the loop
+//! runs, scinit must not die on an error, because as PID 1 its death kills the whole container:
+//! every failure here is logged and the loop continues. The loop ends only through the
+//! supervisor's `Action::Exit`.
+//!
+//! One `poll` covers the signalfd and the inotify fd; its timeout is the supervisor's next
+//! deadline (grace period, restart delay, debounce), or infinite when there is none, so an idle
+//! scinit is never woken for nothing.
+
+use std::collections::VecDeque;
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signalfd::SignalFd;
+
+use crate::log;
+use crate::reap;
+use crate::signals;
+use crate::spawn::Spawner;
+use crate::supervisor::{Action, Event, Supervisor};
+use crate::watch::Watcher;
+
+/// The resources the loop reads from and acts on.
+pub struct Context<'a> {
+    pub signals: SignalFd,
+    pub watcher: Option<Watcher>,
+    pub spawner: Spawner<'a>,
+}
+
+/// Runs until the supervisor decides to exit; returns the exit code.
+pub fn run(mut supervisor: Supervisor, mut ctx: Context<'_>) -> i32 {
+    let mut events: VecDeque<Event> = VecDeque::new();
+    let mut actions: VecDeque<Action> = supervisor.start().into();
+    loop {
+        // Perform every decision, feeding results (spawn outcome, reaper output) straight
+        // back, before reading any new input: the supervisor always sees a consistent world.
+        while let Some(action) = actions.pop_front() {
+            if let Action::Exit(code) = action {
+                return code;
+            }
+            if let Some(event) = perform(action, &mut ctx) {
+                events.push_back(event);
+            }
+            while let Some(event) = events.pop_front() {
+                actions.extend(supervisor.on_event(event, Instant::now()));
+            }
+        }
+
+        wait(&supervisor, &mut ctx, &mut events);
+        if supervisor
+            .next_deadline()
+            .is_some_and(|deadline| deadline <= Instant::now())
+        {
+            events.push_back(Event::Timeout);
+        }
+        while let Some(event) = events.pop_front() {
+            actions.extend(supervisor.on_event(event, Instant::now()));
+        }
+    }
+}
+
+/// Blocks until a signal, a file change or the next deadline, and collects the events.
+fn wait(supervisor: &Supervisor, ctx: &mut Context<'_>, events: &mut VecDeque<Event>) {
+    let timeout = match supervisor.next_deadline() {
+        None => PollTimeout::NONE,
+        Some(deadline) => {
+            // Round up: waking a millisecond early would just spin once more.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let millis = left.as_micros().div_ceil(1000);
+            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+        }
+    };
+    let (signals_ready, files_ready) = {
+        let mut fds = vec![PollFd::new(ctx.signals.as_fd(), PollFlags::POLLIN)];
+        if let Some(watcher) = &ctx.watcher {
+            fds.push(PollFd::new(watcher.fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => return,
+            Err(errno) => {
+                error!("poll failed: {}", errno.desc());
+                return;
+            }
+        }
+        let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+        (ready(&fds[0]), fds.get(1).is_some_and(ready))
+    };
+    if signals_ready {
+        read_signals(&ctx.signals, events);
+    }
+    if files_ready && ctx.watcher.as_mut().is_some_and(Watcher::changed) {
+        events.push_back(Event::FilesChanged);
+    }
+}
+
+/// Drains the signalfd. SIGCHLD becomes one reaper run (however many were coalesced).
+fn read_signals(fd: &SignalFd, events: &mut VecDeque<Event>) {
+    let mut reap = false;
+    loop {
+        match fd.read_signal() {
+            Ok(Some(info)) => {
+                let signo = info.ssi_signo as i32;
+                if signo == libc::SIGCHLD {
+                    reap = true;
+                } else {
+                    debug!(
+                        "received {} from pid {}",
+                        signals::name(signo),
+                        info.ssi_pid
+                    );
+                    events.push_back(Event::Signal(signo));
+                }
+            }
+            Ok(None) | Err(Errno::EAGAIN) => break,
+            Err(Errno::EINTR) => continue,
+            Err(errno) => {
+                error!("reading signals failed: {}", errno.desc());
+                break;
+            }
+        }
+    }
+    if reap {
+        events.push_back(reaped(reap::drain()));
+    }
+}
+
+fn reaped(drained: reap::Drained) -> Event {
+    Event::Reaped {
+        exits: drained.exits,
+        no_children_left: drained.no_children_left,
+    }
+}
+
+/// Performs one action; returns the event it produces, if any.
+fn perform(action: Action, ctx: &mut Context<'_>) -> Option<Event> {
+    match action {
+        Action::Spawn => Some(match ctx.spawner.spawn() {
+            Ok(pid) => Event::Spawned(pid),
+            Err(failure) => {
+                error!("{}", failure.message);
+                Event::SpawnFailed(failure.code)
+            }
+        }),
+        Action::SignalChild { pid, signo } => {
+            // The whole group: the child's own children (a shell's pipeline, workers) get it
+            // too. If the child left its group (setsid), fall back to the child itself.
+            let result = match signals::send(-pid, signo) {
+                Err(Errno::ESRCH) => signals::send(pid, signo),
+                other => other,
+            };
+            match result {
+                Ok(()) => debug!("sent {} to child {pid}", signals::name(signo)),
+                // Already exited: its SIGCHLD is on its way.
+                Err(Errno::ESRCH) => debug!("child {pid} is already gone"),
+                Err(errno) => warn!(
+                    "cannot send {} to child {pid}: {}",
+                    signals::name(signo),
+                    errno.desc()
+                ),
+            }
+            None
+        }
+        Action::SignalDescendants(signo) => {
+            match reap::descendants() {
+                Some(pids) if !pids.is_empty() => {
+                    info!(
+                        "sending {} to {} remaining process(es): {pids:?}",
+                        signals::name(signo),
+                        pids.len()
+                    );
+                    for pid in pids {
+                        // ESRCH just means it exited in the meantime.
+                        let _ = signals::send(pid, signo);
+                    }
+                }
+                Some(_) => {}
+                None => warn!(
+                    "/proc is not this PID namespace's: remaining processes are not signalled"
+                ),
+            }
+            None
+        }
+        Action::Reap => Some(reaped(reap::drain())),
+        Action::Log(level, message) => {
+            log::at(level, format_args!("{message}"));
+            None
+        }
+        // Handled by the caller, which ends the loop.
+        Action::Exit(_) => None,
+    }
+}
