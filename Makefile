@@ -25,7 +25,7 @@ docker-check:
 unit-test: deps
 	$(CARGO) test --locked --workspace --bins
 	$(CARGO) test --locked --test process
-	$(CARGO) test --locked --test integration -- --skip scenarios::
+	$(CARGO) test --locked --test integration -- --skip scenarios:: --skip performance::
 
 test: unit-test docker-check
 	tests/run-suite $(if $(INIT_UNDER_TEST),$(INITS),scinit)
@@ -44,7 +44,8 @@ image: deps docker-check
 	docker build --network none -t scinit-test:latest -f docker/Dockerfile.test target/image
 
 bench-footprint: deps docker-check
-	SUITE_POWER=0 SCINIT_TEST_SESSION=bench-$$$$ $(CARGO) test --locked --test integration -- --test-threads 1 performance::footprint
+	rm -f target/test-results/records.jsonl
+	$(CARGO) test --locked --test integration -- --test-threads 1 performance::footprint
 	$(CARGO) run -q -p scinit-report -- target/test-results
 
 # The suite keeps its content-tagged images as a cache; this removes them all.
