@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use bollard::models::PortBinding;
-use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::core::{Healthcheck, IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 use tokio::sync::OnceCell;
@@ -90,7 +90,14 @@ pub struct Scenario {
     pids_limit: Option<i64>,
     nofile_limit: Option<i64>,
     extra_files: Vec<(String, std::path::PathBuf)>,
+    data_files: Vec<(String, Vec<u8>)>,
     published: Vec<u16>,
+    fixed_host_ports: HashMap<u16, u16>,
+    sysctls: HashMap<String, String>,
+    working_dir: Option<String>,
+    health_check: Option<(Vec<String>, Duration)>,
+    under_shell: bool,
+    under_script: Option<String>,
 }
 
 impl Scenario {
@@ -105,7 +112,14 @@ impl Scenario {
             pids_limit: None,
             nofile_limit: None,
             extra_files: Vec::new(),
+            data_files: Vec::new(),
             published: Vec::new(),
+            fixed_host_ports: HashMap::new(),
+            sysctls: HashMap::new(),
+            working_dir: None,
+            health_check: None,
+            under_shell: false,
+            under_script: None,
         }
     }
 
@@ -129,6 +143,21 @@ impl Scenario {
     /// that listens by itself). Ports given to `with_ports` are published too.
     pub fn publish(mut self, ports: impl IntoIterator<Item = u16>) -> Scenario {
         self.published = ports.into_iter().collect();
+        self
+    }
+
+    /// Publishes `container_port` on 127.0.0.1:`host_port` rather than on a port Docker picks,
+    /// so the address survives a `docker restart` (a picked port changes).
+    pub fn publish_at(mut self, container_port: u16, host_port: u16) -> Scenario {
+        self.published.push(container_port);
+        self.fixed_host_ports.insert(container_port, host_port);
+        self
+    }
+
+    /// A namespaced kernel setting of the container (`docker run --sysctl`), e.g. turning IPv6
+    /// back on for the loopback, which Docker disables on networks without IPv6.
+    pub fn sysctl(mut self, key: &str, value: &str) -> Scenario {
+        self.sysctls.insert(key.to_string(), value.to_string());
         self
     }
 
@@ -184,6 +213,40 @@ impl Scenario {
         self
     }
 
+    /// The container's working directory (`docker run -w`), which the child must inherit.
+    pub fn working_dir(mut self, path: &str) -> Scenario {
+        self.working_dir = Some(path.to_string());
+        self
+    }
+
+    /// A `HEALTHCHECK CMD argv` run by Docker every `interval` (its processes are entered from
+    /// outside the PID namespace, like `docker exec`).
+    pub fn health_check<S: Into<String>>(mut self, argv: impl IntoIterator<Item = S>, interval: Duration) -> Scenario {
+        self.health_check = Some((argv.into_iter().map(Into::into).collect(), interval));
+        self
+    }
+
+    /// Runs the init's command line under `/bin/sh -c`, so that the shell is PID 1 and the init
+    /// is not (the init is not PID 1 in a pod sharing its PID namespace, or under a wrapper).
+    /// Docker's own init is always PID 1: that profile reports it as unsupported.
+    pub fn under_shell(mut self) -> Scenario {
+        self.under_shell = true;
+        self
+    }
+
+    /// Like [`Scenario::under_shell`], but PID 1 is `/bin/sh <script> <init command line...>`: the
+    /// script prepares the container (e.g. takes a port) before it starts the init with `"$@"`.
+    pub fn under_script(mut self, script: &str) -> Scenario {
+        self.under_script = Some(script.to_string());
+        self
+    }
+
+    /// Adds a data file (mode 0644) to the image at `path`: a configuration, a document.
+    pub fn with_file(mut self, path: &str, contents: impl Into<Vec<u8>>) -> Scenario {
+        self.data_files.push((path.to_string(), contents.into()));
+        self
+    }
+
     /// Starts without waiting for the child's handshake: for containers expected to exit at
     /// once (bad command lines, exec failures).
     pub fn without_ready_wait(mut self) -> Scenario {
@@ -195,7 +258,19 @@ impl Scenario {
     /// the child's `ready` line.
     pub async fn start(self) -> Result<InitContainer> {
         let profile = &self.init.profile;
-        let launch = profile.launch(&self.intent)?;
+        let mut launch = profile.launch(&self.intent)?;
+        if self.under_shell {
+            if launch.docker_init {
+                return Err(Unsupported { init: profile.label.clone(), what: "run below a shell as PID 1".into() }.into());
+            }
+            launch.cmd = shell_wrapped(&launch.cmd);
+        }
+        if let Some(script) = &self.under_script {
+            if launch.docker_init {
+                return Err(Unsupported { init: profile.label.clone(), what: "run below a script as PID 1".into() }.into());
+            }
+            launch.cmd.splice(0..0, ["/bin/sh".to_string(), script.clone()]);
+        }
         let docker = suite_docker().await?;
         let binaries = tokio::task::spawn_blocking(|| static_binaries().map(Clone::clone))
             .await?
@@ -206,6 +281,9 @@ impl Scenario {
         }
         for (path, host) in &self.extra_files {
             fs.host_program(path, host)?;
+        }
+        for (path, contents) in &self.data_files {
+            fs.file(path, contents.clone(), 0o644);
         }
         let tag = ensure_image(&docker, &fs).await?;
         let (name, version) = tag.split_once(':').context("image tag without version")?;
@@ -233,6 +311,12 @@ impl Scenario {
         if let Some(n) = self.nofile_limit {
             request = request.with_ulimit("nofile", n, Some(n));
         }
+        if let Some(dir) = &self.working_dir {
+            request = request.with_working_dir(dir);
+        }
+        if let Some((argv, interval)) = &self.health_check {
+            request = request.with_health_check(Healthcheck::cmd(argv.iter().cloned()).with_interval(*interval));
+        }
         match self.network {
             Network::Bridge => {}
             Network::Host => request = request.with_network("host"),
@@ -240,6 +324,7 @@ impl Scenario {
         }
         let (memory, pids, docker_init, bridge) =
             (self.memory_limit, self.pids_limit, launch.docker_init, self.network == Network::Bridge);
+        let (fixed_host_ports, sysctls) = (self.fixed_host_ports.clone(), self.sysctls.clone());
         request = request.with_host_config_modifier(move |hc| {
             // testcontainers publishes on 0.0.0.0; the suite only ever exposes 127.0.0.1.
             hc.publish_all_ports = Some(false);
@@ -248,7 +333,8 @@ impl Scenario {
                     ports
                         .iter()
                         .map(|p| {
-                            let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) };
+                            let host_port = fixed_host_ports.get(p).map_or_else(String::new, u16::to_string);
+                            let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(host_port) };
                             (format!("{p}/tcp"), Some(vec![binding]))
                         })
                         .collect::<HashMap<_, _>>(),
@@ -256,6 +342,9 @@ impl Scenario {
             }
             if docker_init {
                 hc.init = Some(true);
+            }
+            if !sysctls.is_empty() {
+                hc.sysctls = Some(sysctls.clone());
             }
             if let Some(bytes) = memory {
                 hc.memory = Some(bytes);
@@ -271,6 +360,13 @@ impl Scenario {
             .map_err(|e| anyhow!("starting {:?} under {}: {e}", launch.cmd, profile.label))?;
         Ok(InitContainer::new(container, docker, self.network == Network::Host, profile.label.clone()))
     }
+}
+
+/// `/bin/sh -c '<argv quoted>; exit $?'`: the trailing command keeps the shell from exec'ing the
+/// init in its place, so the shell stays PID 1.
+fn shell_wrapped(argv: &[String]) -> Vec<String> {
+    let quoted: Vec<String> = argv.iter().map(|a| format!("'{}'", a.replace('\'', r"'\''"))).collect();
+    vec!["/bin/sh".into(), "-c".into(), format!("{}; exit $?", quoted.join(" "))]
 }
 
 fn container_name(scenario: &str) -> String {

@@ -1,9 +1,64 @@
-//! Process lifecycle: exit codes, reaping, and the processes left at shutdown.
+//! Process lifecycle: exit codes, exec failures, the child's process group and environment,
+//! reaping, the processes left at shutdown, freezing and stopping, and an init that is not PID 1.
+//!
+//! The child is a `testkit` helper (`images/README.md`); evidence is what it printed (handshake,
+//! signal lines, the inspector's JSON), the process table inside the container (`testkit ps`,
+//! zombies included) and what Docker reports. Peer-init bugs each case reproduces are in the
+//! doc comments (`shared/docs/peer-inits.md` §3).
 
-use anyhow::Result;
+use std::time::Duration;
 
-use crate::infrastructure::{Init, Scenario};
-use crate::utils::wait::{self, secs, Polled};
+use anyhow::{bail, Result};
+
+use crate::infrastructure::{Deviation, Exit, Init, InitContainer, Scenario};
+use crate::utils::child_report::{mask_is_empty, Inspection, Proc, Ready};
+use crate::utils::wait::{self, millis, secs, Polled};
+
+/// The first handshake: the main child as the init started it.
+async fn first_ready(c: &InitContainer) -> Result<Ready> {
+    let fact = c.wait_for_fact("ready", 1, secs(5), |_| true).await?;
+    Ready::from_fact(&fact)
+}
+
+/// The exit within `within`; still running then is a deviation (a hung init), not a harness
+/// error.
+async fn ended_within(c: &InitContainer, within: Duration, after: &str) -> Result<Exit> {
+    match c.exit_within(within).await? {
+        Some(exit) => Ok(exit),
+        None => Err(Deviation(format!("still running {within:?} after {after}\n{}", c.evidence().await)).into()),
+    }
+}
+
+/// The pid in the first `kind pid=N` line (`daemon`, `escapee`).
+async fn made_pid(c: &InitContainer, kind: &str) -> Result<i32> {
+    c.wait_for_fact(kind, 1, secs(5), |_| true).await?.num("pid")
+}
+
+async fn zombies(c: &InitContainer, counted: impl Fn(&Proc) -> bool) -> Result<Vec<Proc>> {
+    Ok(c.processes().await?.into_iter().filter(|p| p.is_zombie() && counted(p)).collect())
+}
+
+/// The zombies still there once `within` has passed (none as soon as they are all reaped).
+async fn zombies_left(c: &InitContainer, within: Duration, counted: impl Fn(&Proc) -> bool + Copy) -> Result<Vec<Proc>> {
+    let settled = wait::until("no zombie left", within, || async move {
+        let left = zombies(c, counted).await?;
+        Ok(if left.is_empty() { Polled::Ready(()) } else { Polled::NotYet(format!("{} zombies", left.len())) })
+    })
+    .await;
+    match settled {
+        Ok(()) => Ok(Vec::new()),
+        // A timeout: read the table once more so that a Docker failure stays a harness error.
+        Err(_) => zombies(c, counted).await,
+    }
+}
+
+/// The signal numbers set in a `/proc/<pid>/status` mask, for messages.
+fn signals_in(mask: &str) -> Vec<u32> {
+    let bits = u64::from_str_radix(mask, 16).unwrap_or_default();
+    (0..64).filter(|bit| bits & (1 << bit) != 0).map(|bit| bit + 1).collect()
+}
+
+// --- Exit codes -------------------------------------------------------------------------------
 
 /// A child that ends on its own, and the code Docker must report.
 struct ExitCase {
@@ -13,7 +68,9 @@ struct ExitCase {
 
 async fn exit_code_case(init: Init, case: ExitCase) -> Result<()> {
     let c = Scenario::new(&init).child(case.child.iter().copied()).without_ready_wait().start().await?;
-    let exit = c.wait_exit(secs(10)).await?;
+    let exit = ended_within(&c, secs(10), &format!("the child {:?} ended by itself", case.child)).await?;
+    let started = c.report().await?.of_kind("ready").any(|f| f.get("cmd") == Some("exit-with"));
+    check_in!(c, started, "the child never printed its handshake: the init did not run {:?}", case.child);
     check_in!(c, exit.code == case.code, "exit code {}, expected {} for {:?}", exit.code, case.code, case.child);
     Ok(())
 }
@@ -21,7 +78,86 @@ async fn exit_code_case(init: Init, case: ExitCase) -> Result<()> {
 scenario_table! {
     exit_code_case;
     exit_code_0_is_passed_through => ExitCase { child: &["testkit", "exit-with", "0"], code: 0 },
+    exit_code_1_is_passed_through => ExitCase { child: &["testkit", "exit-with", "1"], code: 1 },
+    exit_code_2_is_passed_through => ExitCase { child: &["testkit", "exit-with", "2"], code: 2 },
     exit_code_3_is_passed_through => ExitCase { child: &["testkit", "exit-with", "3"], code: 3 },
+    /// Reproduces catatonit#5: a child exiting 127 made catatonit hang (it took 127 for "status
+    /// unknown"); the container must exit 127 at once.
+    exit_code_127_is_passed_through => ExitCase { child: &["testkit", "exit-with", "127"], code: 127 },
+    exit_code_255_is_passed_through => ExitCase { child: &["testkit", "exit-with", "255"], code: 255 },
+    /// Death by a signal is 128+N (dumb-init reported 0 before PR #60).
+    death_by_sigterm_gives_exit_code_143 => ExitCase { child: &["testkit", "exit-with", "signal:TERM"], code: 143 },
+    death_by_sigkill_gives_exit_code_137 => ExitCase { child: &["testkit", "exit-with", "signal:KILL"], code: 137 },
+    death_by_sigsegv_gives_exit_code_139 => ExitCase { child: &["testkit", "exit-with", "signal:SEGV"], code: 139 },
+    death_by_sigusr1_gives_exit_code_138 => ExitCase { child: &["testkit", "exit-with", "signal:USR1"], code: 138 },
+}
+
+// --- Exec failure -----------------------------------------------------------------------------
+
+/// A command the init cannot exec, and the shell-convention code it must exit with.
+struct ExecFailureCase {
+    command: &'static str,
+    code: i64,
+}
+
+async fn exec_failure_case(init: Init, case: ExecFailureCase) -> Result<()> {
+    let c = Scenario::new(&init).child([case.command]).without_ready_wait().start().await?;
+    let exit = ended_within(&c, secs(10), &format!("the exec of {} failed", case.command)).await?;
+    let logs = c.logs().await?;
+    let lines: Vec<&String> = logs.stderr.iter().filter(|l| !l.trim().is_empty()).collect();
+    check_in!(c, exit.code == case.code, "exit code {} for {}, expected {}", exit.code, case.command, case.code);
+    check_in!(
+        c,
+        lines.len() == 1 && lines[0].contains(case.command),
+        "expected exactly one stderr line naming {}, got {lines:?}",
+        case.command
+    );
+    Ok(())
+}
+
+scenario_table! {
+    exec_failure_case;
+    /// ENOENT gives 127, as in shells and tini (dumb-init exits 2, catatonit 1).
+    missing_command_exits_127_with_one_line_naming_it =>
+        ExecFailureCase { command: "/bin/no-such-command", code: 127 },
+    /// EACCES (a directory cannot be executed) gives 126, as in shells and tini.
+    non_executable_command_exits_126_with_one_line_naming_it =>
+        ExecFailureCase { command: "/tmp", code: 126 },
+}
+
+// --- Process group ----------------------------------------------------------------------------
+
+scenario! {
+    /// The child leads a new process group: group forwarding and the terminal's foreground group
+    /// can then target the child's whole job without ever hitting the init.
+    fn child_leads_a_new_process_group(init) {
+        let c = Scenario::new(&init).child(["testkit", "signals"]).start().await?;
+        let ready = first_ready(&c).await?;
+        let init_pgid = c.processes().await?.iter().find(|p| p.pid == 1).map(|p| p.pgid);
+        check_in!(c, ready.pgid == ready.pid, "the child (pid {}) is in process group {}, not its own", ready.pid, ready.pgid);
+        check_in!(c, init_pgid != Some(ready.pgid), "the child shares the init's process group {}", ready.pgid);
+        let exit = c.stop(secs(10)).await?;
+        check_in!(c, exit.code == 143, "docker stop gave exit code {}, expected 143", exit.code);
+        Ok(())
+    }
+}
+
+// --- Reaping ----------------------------------------------------------------------------------
+
+scenario! {
+    /// 100 orphans of the child are reparented to PID 1 as they exit; it reaps every one
+    /// (tini's reaping test uses 100 too).
+    fn hundred_orphans_of_the_child_are_reaped(init) {
+        let c = Scenario::new(&init).child(["testkit", "tree", "orphans", "100", "--", "testkit", "signals"]).start().await?;
+        let made = c.wait_for_fact("orphans", 1, secs(10), |_| true).await?;
+        if made.num::<u32>("count")? != 100 {
+            bail!("the tree maker made {made} instead of 100 orphans");
+        }
+        let left = zombies_left(&c, secs(5), |_| true).await?;
+        check_in!(c, left.is_empty(), "{} zombies stay unreaped 5 s after the orphans exited: {left:?}", left.len());
+        check_in!(c, c.state().await?.running, "the container stopped while reaping orphans");
+        Ok(())
+    }
 }
 
 scenario! {
@@ -29,14 +165,285 @@ scenario! {
     /// namespace); PID 1 must reap them or the pids cgroup fills up (moby#47583).
     fn orphans_from_docker_exec_are_reaped(init) {
         let c = Scenario::new(&init).child(["testkit", "signals"]).start().await?;
-        let made = c.exec(&["/bin/testkit", "tree", "orphans", "20"]).await?;
-        check_in!(c, made.code == 0, "testkit tree orphans failed: {:?}", made);
-        let zombies = wait::until("no zombie left", secs(5), || async {
-            let zombies: Vec<_> = c.processes().await?.into_iter().filter(|p| p.is_zombie()).collect();
-            Ok(if zombies.is_empty() { Polled::Ready(()) } else { Polled::NotYet(format!("{zombies:?}")) })
+        let made = c.exec(&["/bin/testkit", "tree", "orphans", "100"]).await?;
+        if made.code != 0 || !made.stdout.iter().any(|l| l.starts_with("orphans count=100 ")) {
+            bail!("testkit tree orphans failed: {made:?}");
+        }
+        let left = zombies_left(&c, secs(5), |_| true).await?;
+        check_in!(c, left.is_empty(), "{} zombies stay unreaped 5 s after the exec's orphans exited: {left:?}", left.len());
+        check_in!(c, c.state().await?.running, "the container stopped while reaping orphans");
+        Ok(())
+    }
+}
+
+scenario! {
+    /// Reproduces moby#47583: HEALTHCHECK probes are entered from outside the PID namespace, so
+    /// the grandchildren of a double-forking probe become PID 1's; after several probes none may
+    /// be left as a zombie.
+    fn double_forking_healthcheck_leaves_no_zombies(init) {
+        const PROBES: usize = 5;
+        let c = Scenario::new(&init)
+            .child(["testkit", "signals"])
+            .health_check(["/scripts/lifecycle_healthcheck.sh", &PROBES.to_string(), "5"], millis(200))
+            .start()
+            .await?;
+        wait::until("the forking health probes", secs(30), || async {
+            let out = c.exec(&["/bin/cat", "/tmp/probes"]).await?;
+            let done = out.stdout.iter().filter(|l| l.as_str() == "probe").count();
+            Ok(if done >= PROBES { Polled::Ready(()) } else { Polled::NotYet(format!("{done} probes")) })
         })
-        .await;
-        check_in!(c, zombies.is_ok(), "zombies stay unreaped: {:#}", zombies.err().map(|e| e.to_string()).unwrap_or_default());
+        .await?;
+        let left = zombies_left(&c, secs(5), |_| true).await?;
+        check_in!(c, left.is_empty(), "{} zombies left by {PROBES} double-forking health probes: {left:?}", left.len());
+        check_in!(c, c.state().await?.running, "the container stopped during the health probes");
+        Ok(())
+    }
+}
+
+scenario! {
+    /// Reproduces catatonit#4: the main child and a grandchild die together, their SIGCHLDs
+    /// coalesce into one, and an init that reaps only the pid named by the signal misses the main
+    /// child's exit and hangs. Every run must exit with the main child's code within seconds.
+    fn main_child_dying_together_with_a_grandchild_is_never_missed(init) {
+        const RUNS: u64 = 6;
+        let mut failures = Vec::new();
+        for ms in 0..RUNS {
+            let delay = ms.to_string();
+            let c = Scenario::new(&init)
+                .child(["testkit", "tree", "sibling-exit", &delay, "--", "testkit", "exit-with", "7"])
+                .without_ready_wait()
+                .start()
+                .await?;
+            let exit = c.exit_within(secs(5)).await?;
+            let report = c.report().await?;
+            let both = report.of_kind("sibling").count() == 1
+                && report.of_kind("ready").any(|f| f.get("cmd") == Some("exit-with"));
+            match exit {
+                None => failures.push(format!("sibling after {ms} ms: still running after 5 s\n{}", c.evidence().await)),
+                Some(e) if e.code != 7 => {
+                    failures.push(format!("sibling after {ms} ms: exit code {}, expected 7\n{}", e.code, c.evidence().await))
+                }
+                Some(_) if !both => failures.push(format!("sibling after {ms} ms: the tree did not run\n{}", c.evidence().await)),
+                Some(_) => {}
+            }
+            c.remove().await?;
+        }
+        check!(failures.is_empty(), "{} of {RUNS} runs went wrong:\n{}", failures.len(), failures.join("\n"));
+        Ok(())
+    }
+}
+
+// --- Shutdown of the remaining processes ------------------------------------------------------
+
+/// A descendant that left the child's process group, and the line kind the tree maker gives it.
+struct RemainingCase {
+    mode: &'static str,
+    kind: &'static str,
+}
+
+/// `docker stop`: the main child dies of SIGTERM, then the init must SIGTERM the descendant
+/// left behind and wait (within the grace period) while it takes 200 ms to clean up.
+async fn remaining_process_case(init: Init, case: RemainingCase) -> Result<()> {
+    let kind = case.kind;
+    let c = Scenario::new(&init)
+        .grace(secs(10))
+        .child(["testkit", "tree", case.mode, "--on-term", "log", "--linger-ms", "200", "--", "testkit", "signals"])
+        .start()
+        .await?;
+    let pid = made_pid(&c, kind).await?;
+    let exit = c.stop(secs(20)).await?;
+    let report = c.report().await?;
+    let got_term = report.signal_names(Some(pid))?.iter().any(|s| s == "SIGTERM");
+    let cleaned_up = report.of_kind(&format!("{kind}-exit")).any(|f| f.num::<i32>("pid").ok() == Some(pid));
+    init.record("shutdown_with_a_200ms_descendant", exit.elapsed.as_secs_f64() * 1000.0, "ms");
+    check_in!(c, got_term, "the {kind} (pid {pid}) never got SIGTERM: it was killed with no chance to clean up");
+    check_in!(c, cleaned_up, "the {kind} (pid {pid}) got SIGTERM but was killed before its 200 ms of clean-up ended");
+    check_in!(c, exit.code == 143, "exit code {}, expected the main child's 143", exit.code);
+    check_in!(c, exit.elapsed < secs(5), "the init took {:?} although the {kind} was gone after 200 ms", exit.elapsed);
+    Ok(())
+}
+
+scenario_table! {
+    remaining_process_case;
+    /// krallin/tini#229, #236, #95 and dumb-init#80, #212: a double-forked daemon (reparented to
+    /// PID 1, own session) gets no SIGTERM from a tini-family init; the kernel SIGKILLs it.
+    double_forked_daemon_gets_sigterm_and_finishes_before_the_container_exits =>
+        RemainingCase { mode: "daemon", kind: "daemon" },
+    /// dumb-init#191: a `setsid` escapee has left the child's group, so group forwarding misses it.
+    setsid_escapee_gets_sigterm_and_finishes_before_the_container_exits =>
+        RemainingCase { mode: "setsid", kind: "escapee" },
+}
+
+scenario! {
+    /// A daemon that ignores SIGTERM is SIGKILLed by the init when the grace period ends: the
+    /// container exits after the grace period, long before Docker's own stop timeout, with the
+    /// main child's code.
+    fn daemon_ignoring_sigterm_is_killed_when_the_grace_period_ends(init) {
+        let grace = secs(1);
+        let c = Scenario::new(&init)
+            .grace(grace)
+            .child(["testkit", "tree", "daemon", "--on-term", "ignore", "--", "testkit", "signals"])
+            .start()
+            .await?;
+        let pid = made_pid(&c, "daemon").await?;
+        let exit = c.stop(secs(20)).await?;
+        let got_term = c.report().await?.signal_names(Some(pid))?.iter().any(|s| s == "SIGTERM");
+        init.record("shutdown_with_a_straggler", exit.elapsed.as_secs_f64() * 1000.0, "ms");
+        check_in!(c, got_term, "the daemon (pid {pid}) never got SIGTERM before it was killed");
+        check_in!(c, exit.code == 143, "exit code {}, expected the main child's 143", exit.code);
+        check_in!(c, exit.elapsed >= grace, "exited after {:?}, before the {grace:?} grace period owed to the daemon", exit.elapsed);
+        check_in!(c, exit.elapsed < grace + secs(4), "exited after {:?}: the straggler was not SIGKILLed when the grace period ended", exit.elapsed);
+        Ok(())
+    }
+}
+
+// --- The child's environment ------------------------------------------------------------------
+
+/// Runs `testkit inspect` (which exits 0 at once) and returns its report.
+async fn inspect(scenario: Scenario) -> Result<(InitContainer, Inspection)> {
+    let c = scenario.child(["testkit", "inspect"]).start().await?;
+    let exit = c.wait_exit(secs(10)).await?;
+    let inspection = Inspection::from_lines(&c.logs().await?.stdout)?;
+    check_in!(c, exit.code == 0, "the inspector exited {}, expected 0", exit.code);
+    Ok((c, inspection))
+}
+
+scenario! {
+    /// The child starts with an empty signal mask and default dispositions: nothing the init
+    /// blocks for itself leaks, and SIGPIPE (ignored by the Rust runtime) is not ignored.
+    /// catatonit leaves SIGTSTP/SIGTTIN/SIGTTOU blocked (peer-inits.md §4 row 13).
+    fn child_starts_with_an_empty_signal_mask_and_no_ignored_signals(init) {
+        let (c, i) = inspect(Scenario::new(&init)).await?;
+        check_in!(c, mask_is_empty(&i.sigblk), "the child starts with signals {:?} blocked (SigBlk {})", signals_in(&i.sigblk), i.sigblk);
+        check_in!(c, mask_is_empty(&i.sigign), "the child starts with signals {:?} ignored (SigIgn {}; 13 is SIGPIPE)", signals_in(&i.sigign), i.sigign);
+        Ok(())
+    }
+}
+
+scenario! {
+    /// Without ports the child gets only fds 0, 1 and 2: no signalfd, pipe or socket of the init.
+    fn child_gets_only_stdio_descriptors_without_ports(init) {
+        let (c, i) = inspect(Scenario::new(&init)).await?;
+        check_in!(c, i.fds == [0, 1, 2], "the child has fds {:?}, expected [0, 1, 2]: {}", i.fds, i.raw["fds"]);
+        Ok(())
+    }
+}
+
+scenario! {
+    /// The child runs in the container's working directory (`docker run -w`) and sees the
+    /// container's environment verbatim.
+    fn child_keeps_the_working_directory_and_the_environment(init) {
+        let value = "kept as-is=1 2";
+        let (c, i) = inspect(Scenario::new(&init).working_dir("/tmp").env("TESTKIT_LIFECYCLE_MARK", value)).await?;
+        check_in!(c, i.cwd == "/tmp", "the child runs in {:?}, expected /tmp", i.cwd);
+        check_in!(c, i.env("TESTKIT_LIFECYCLE_MARK") == Some(value), "TESTKIT_LIFECYCLE_MARK is {:?}, expected {value:?}", i.env("TESTKIT_LIFECYCLE_MARK"));
+        Ok(())
+    }
+}
+
+scenario! {
+    /// Without ports, socket-activation variables inherited from the container's environment are
+    /// stripped: a child must not take fds 3..8 for sockets it never got.
+    fn inherited_listen_variables_are_stripped_without_ports(init) {
+        let stale = ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "SCINIT_INHERITED_FDS"];
+        let (c, i) = inspect(
+            Scenario::new(&init)
+                .env("LISTEN_FDS", "5")
+                .env("LISTEN_PID", "1")
+                .env("LISTEN_FDNAMES", "stale")
+                .env("SCINIT_INHERITED_FDS", "3,4,5,6,7"),
+        )
+        .await?;
+        let seen: Vec<String> =
+            stale.iter().filter_map(|k| i.env(k).map(|v| format!("{k}={v}"))).collect();
+        check_in!(c, seen.is_empty(), "the child still sees {seen:?}");
+        Ok(())
+    }
+}
+
+// --- Freezing and stopping --------------------------------------------------------------------
+
+scenario! {
+    /// `docker pause` freezes the init and the child (cgroup freezer, no signal involved); after
+    /// `docker unpause` the init still forwards signals to the same child, and `docker stop` ends
+    /// the container with the child's status.
+    fn docker_pause_and_unpause_leave_the_init_working(init) {
+        let c = Scenario::new(&init).child(["testkit", "signals"]).start().await?;
+        let child = first_ready(&c).await?.pid;
+        c.pause().await?;
+        let frozen = c.state().await?;
+        c.unpause().await?;
+        if !frozen.paused {
+            bail!("Docker did not report the container paused: {frozen:?}");
+        }
+        check_in!(c, c.exit_within(millis(300)).await?.is_none(), "the container exited after unpause");
+        c.kill("SIGUSR1").await?;
+        let usr1 = c.wait_for_fact("signal", 1, secs(5), |f| f.get("name") == Some("SIGUSR1")).await;
+        check_in!(c, usr1.is_ok(), "SIGUSR1 sent after unpause never reached the child");
+        let exit = c.stop(secs(10)).await?;
+        let seen = c.report().await?.signal_names(Some(child))?;
+        check_in!(c, seen == ["SIGUSR1", "SIGTERM"], "the child saw {seen:?}, expected [SIGUSR1, SIGTERM]");
+        check_in!(c, exit.code == 143, "docker stop after unpause gave exit code {}, expected 143", exit.code);
+        Ok(())
+    }
+}
+
+scenario! {
+    /// SIGSTOP and SIGCONT of the child (`docker exec kill`): a stopped child is not an exited
+    /// one, so the init keeps waiting; after SIGCONT signals reach the same child again.
+    fn stopped_and_continued_child_keeps_the_init_waiting(init) {
+        let c = Scenario::new(&init).child(["testkit", "signals"]).start().await?;
+        let child = first_ready(&c).await?.pid;
+        let state_of = |wanted: bool| {
+            let c = &c;
+            move || async move {
+                let state = c.processes().await?.into_iter().find(|p| p.pid == child).map(|p| p.state);
+                let stopped = state.as_deref() == Some("T");
+                Ok(if stopped == wanted { Polled::Ready(()) } else { Polled::NotYet(format!("state {state:?}")) })
+            }
+        };
+        let pid = child.to_string();
+        c.exec(&["/bin/kill", "-STOP", &pid]).await?;
+        wait::until("the child stopped", secs(5), state_of(true)).await?;
+        check_in!(c, c.exit_within(millis(500)).await?.is_none(), "the container exited while its child was only stopped");
+        c.exec(&["/bin/kill", "-CONT", &pid]).await?;
+        wait::until("the child continued", secs(5), state_of(false)).await?;
+        c.kill("SIGUSR1").await?;
+        let usr1 = c.wait_for_fact("signal", 1, secs(5), |f| f.get("name") == Some("SIGUSR1")).await;
+        check_in!(c, usr1.is_ok(), "SIGUSR1 did not reach the child after SIGCONT");
+        let exit = c.stop(secs(10)).await?;
+        let seen = c.report().await?.signal_names(Some(child))?;
+        check_in!(c, seen.ends_with(&["SIGUSR1".to_string(), "SIGTERM".to_string()]), "the child saw {seen:?}, expected it to end with [SIGUSR1, SIGTERM]");
+        check_in!(c, exit.code == 143, "docker stop gave exit code {}, expected 143", exit.code);
+        Ok(())
+    }
+}
+
+// --- Not PID 1 --------------------------------------------------------------------------------
+
+scenario! {
+    /// Under a shell as PID 1 (a wrapper entrypoint, a shared PID namespace) the init registers
+    /// as child subreaper: a double-forked daemon is reparented to the init, not to PID 1, and
+    /// the orphans it adopts are reaped. tini warns and does neither without `-s`
+    /// (krallin/tini#141, #120); dumb-init has no subreaper mode.
+    fn init_below_a_shell_becomes_a_subreaper_and_reaps_orphans(init) {
+        let c = Scenario::new(&init)
+            .under_shell()
+            .child(["testkit", "tree", "daemon", "--", "testkit", "tree", "orphans", "10", "--", "testkit", "signals"])
+            .start()
+            .await?;
+        let daemon = made_pid(&c, "daemon").await?;
+        c.wait_for_fact("orphans", 1, secs(5), |_| true).await?;
+        let init_pid = first_ready(&c).await?.ppid;
+        let procs = c.processes().await?;
+        if procs.iter().find(|p| p.pid == 1).map(|p| p.comm.as_str()) != Some("sh") || init_pid == 1 {
+            bail!("the shell is not PID 1 above the init (pid {init_pid}): {procs:?}");
+        }
+        let parent = procs.iter().find(|p| p.pid == daemon).map(|p| p.ppid);
+        check_in!(c, parent == Some(init_pid), "the daemon (pid {daemon}) has parent {parent:?}, not the init (pid {init_pid}): the init is no subreaper");
+        let left = zombies_left(&c, secs(5), |p| p.ppid == init_pid).await?;
+        check_in!(c, left.is_empty(), "{} orphans stay zombies of the init (pid {init_pid}): {left:?}", left.len());
+        check_in!(c, c.state().await?.running, "the container stopped");
         Ok(())
     }
 }
