@@ -9,6 +9,7 @@ use testcontainers::{ContainerAsync, GenericImage};
 
 use super::docker::{self, ExecOutput, Logs, State};
 use crate::utils::child_report::{ChildReport, Fact, Proc};
+use crate::utils::wait::Polled;
 
 /// How a container ended, as Docker reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,21 @@ impl Follower {
             bail!("the container's output ended before a `{kind}` fact")
         };
         tokio::time::timeout(within, wait).await.map_err(|_| anyhow!("no `{kind}` fact within {within:?}"))?
+    }
+
+    /// The next stdout line for which `matches` holds, at most `within` from now: for programs
+    /// that do not speak the testkit protocol (a foreign server's log).
+    pub async fn next_line(&mut self, what: &str, within: Duration, mut matches: impl FnMut(&str) -> bool) -> Result<String> {
+        let wait = async {
+            while let Some(line) = self.lines.recv().await {
+                let line = line?;
+                if matches(&line) {
+                    return Ok(line);
+                }
+            }
+            bail!("the container's output ended before {what}")
+        };
+        tokio::time::timeout(within, wait).await.map_err(|_| anyhow!("no {what} within {within:?}"))?
     }
 }
 
@@ -109,6 +125,31 @@ impl InitContainer {
         docker::state(&self.docker, &self.id).await
     }
 
+    /// Waits until PID 1 has exec'd the container's command and then gone to sleep for the
+    /// first time (state `S`, or exited); `true` if it had not yet when this was called.
+    /// `docker start` returns once runc has released its stub (`runc:[2:INIT]`), possibly before
+    /// its `execve`, and a busy machine can then keep the new program off the CPU for
+    /// milliseconds before its `main` runs: a signal sent in either window is lost whatever the
+    /// init. An init's first sleep comes after its first statement (a correct init blocks its
+    /// signals there), and it also catches an init that sleeps before blocking them. Reads the
+    /// host's `/proc`, like `performance/` (the suite runs beside the Docker daemon).
+    pub async fn wait_until_pid1_sleeps(&self, within: Duration) -> Result<bool> {
+        let stat = format!("/proc/{}/stat", self.state().await?.host_pid);
+        // `pid (comm) state ...`; comm may hold spaces, so split at the last parenthesis.
+        let busy = || match std::fs::read_to_string(&stat) {
+            Ok(line) => line
+                .rsplit_once(") ")
+                .is_none_or(|(head, rest)| head.contains("(runc:") || !rest.starts_with(['S', 'Z', 'X'])),
+            Err(_) => false,
+        };
+        let was_busy = busy();
+        crate::utils::wait::until("PID 1 to exec the init and go to sleep", within, || async {
+            Ok(if busy() { Polled::NotYet(std::fs::read_to_string(&stat).unwrap_or_default()) } else { Polled::Ready(()) })
+        })
+        .await?;
+        Ok(was_busy)
+    }
+
     pub async fn logs(&self) -> Result<Logs> {
         docker::logs(&self.docker, &self.id).await
     }
@@ -147,6 +188,28 @@ impl InitContainer {
             })
             .await?;
         Fact::parse(&line).ok_or_else(|| anyhow!("unparsable fact line {line}"))
+    }
+
+    /// Like [`wait_for_fact`](Self::wait_for_fact), but `None` when the fact has not appeared
+    /// within `within` or the container stopped without it: for evidence whose absence is the
+    /// finding (a deviation to judge), not a harness error.
+    pub async fn fact_within(
+        &self,
+        kind: &str,
+        n: usize,
+        within: Duration,
+        mut matches: impl FnMut(&Fact) -> bool,
+    ) -> Result<Option<Fact>> {
+        let mut seen = 0;
+        let followed = docker::follow_until(&self.docker, &self.id, |line| {
+            let hit = Fact::parse(line).is_some_and(|f| f.kind == kind && matches(&f));
+            seen += usize::from(hit);
+            hit && seen == n
+        });
+        match tokio::time::timeout(within, followed).await {
+            Ok(line) => Ok(line?.as_deref().and_then(Fact::parse)),
+            Err(_) => Ok(None),
+        }
     }
 
     /// A follower of the child's stdout: many waits on one log stream, each from where the

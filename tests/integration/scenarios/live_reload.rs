@@ -1,1 +1,111 @@
-//! (being written)
+//! Live reload (`--live-reload --watch-path P --debounce-ms D`, `issues show 2` §7): a change in
+//! the watched path restarts the child on the same sockets, once per quiet period (trailing
+//! debounce), and the restarted child sees the *last* write. The file is watched through its
+//! directory, so an atomic replace (write a temporary, rename it over the file) is seen, and so
+//! is every later change to the new file.
+//!
+//! The child prints the watched file before it becomes the echo server
+//! (`sh -c 'cat conf; exec testkit echo'`), so each restart says which content it started
+//! with; a host-side load runs throughout and must see no failed request. scinit-only: `n/a`
+//! for the other inits (no file watcher, no restart).
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use super::socket_inheritance::{bounded_load, deviation_if_err, next_ready, record_restarts};
+use crate::infrastructure::probe::localhost;
+use crate::infrastructure::{InitContainer, Scenario};
+use crate::utils::wait::secs;
+
+const WATCHED: &str = "/tmp/watched/conf";
+const DEBOUNCE: Duration = Duration::from_millis(400);
+
+/// One change to the watched file, made inside the container, and the content the restarted
+/// child must print.
+struct Change {
+    what: &'static str,
+    script: &'static str,
+    version: &'static str,
+}
+
+/// Atomic replace first, then a touch of the replacing file (a watch left on the old inode
+/// would miss it), then twelve writes 80 ms apart: the burst lasts longer than one debounce
+/// period, so a debounce counted from the *first* change restarts in its middle, while no gap
+/// comes near it (a trailing debounce restarts once, after the last write, even if the writing
+/// shell is delayed by up to 300 ms).
+const CHANGES: [Change; 3] = [
+    Change {
+        what: "an atomic replace",
+        script: "printf 'conf version=1\\n' > /tmp/watched/conf.tmp && mv /tmp/watched/conf.tmp /tmp/watched/conf",
+        version: "1",
+    },
+    Change { what: "a touch", script: "touch /tmp/watched/conf", version: "1" },
+    Change {
+        what: "a burst of 12 writes",
+        script: "for i in 2 3 4 5 6 7 8 9 10 11 12 13; do printf 'conf version=%s\\n' $i > /tmp/watched/conf; usleep 80000; done",
+        version: "13",
+    },
+];
+
+async fn change(c: &InitContainer, script: &str) -> Result<()> {
+    let out = c.exec(&["sh", "-c", script]).await?;
+    if out.code != 0 {
+        bail!("changing {WATCHED} failed ({}): {}", out.code, out.stderr.join("\n"));
+    }
+    Ok(())
+}
+
+scenario! {
+    /// Each change restarts the child exactly once, after the quiet period, with the last
+    /// content; the sockets stay, so the load sees no failed request.
+    fn file_changes_restart_the_child_once_per_quiet_period_with_the_last_write_and_no_failed_request(init) {
+        let c = Scenario::new(&init)
+            .with_ports([8080])
+            .with_file(WATCHED, "conf version=0\n")
+            .live_reload(WATCHED, DEBOUNCE)
+            .child(["sh", "-c", "cat /tmp/watched/conf; exec testkit echo"])
+            .start()
+            .await?;
+        let mut follower = c.follow();
+        let first = next_ready(&c, &mut follower, "start").await?;
+        let load = bounded_load(localhost(c.host_port(8080).await?)).start();
+        let serving = load.wait_for_pid(first.pid, secs(10)).await;
+        deviation_if_err(&c, serving, "the first child never answered the load").await?;
+
+        let started = std::time::Instant::now();
+        let mut pids = vec![first.pid];
+        for step in &CHANGES {
+            change(&c, step.script).await?;
+            let printed = follower.next_fact("conf", secs(10), |_| true).await;
+            let printed = deviation_if_err(&c, printed, &format!("no restart after {}", step.what)).await?;
+            check_in!(
+                c,
+                printed.get("version") == Some(step.version),
+                "the first restart after {} started with `{printed}`, expected version={} (the last write)",
+                step.what,
+                step.version
+            );
+            let pid = next_ready(&c, &mut follower, step.what).await?.pid;
+            pids.push(pid);
+            let answered = load.wait_for_pid(pid, secs(10)).await;
+            deviation_if_err(&c, answered, &format!("the child restarted after {} never answered", step.what)).await?;
+        }
+        let elapsed = started.elapsed();
+        // The quiet period after the last change: two debounce periods without a restart.
+        let extra = follower.next_fact("ready", 2 * DEBOUNCE, |_| true).await;
+        let timeline = load.stop().await?;
+        record_restarts(&init, CHANGES.len(), &timeline, elapsed);
+
+        let extra = extra.ok().map(|f| f.to_string());
+        check_in!(c, extra.is_none(), "an extra restart after the last change had settled: {extra:?}");
+        let readies = c.report().await?.readies()?.len();
+        let changes = CHANGES.len();
+        check_in!(c, readies == changes + 1, "{readies} children started for {changes} changes, expected one each");
+        check_in!(c, timeline.failures().is_empty(), "requests failed during live reloads: {}", timeline.summary());
+        let answered: Vec<i32> = timeline.pids();
+        check_in!(c, answered.iter().all(|p| pids.contains(p)), "replies from {answered:?}, children were {pids:?}");
+        check_in!(c, c.state().await?.running, "the container stopped during live reloads");
+        Ok(())
+    }
+}
