@@ -9,7 +9,6 @@ use testcontainers::{ContainerAsync, GenericImage};
 
 use super::docker::{self, ExecOutput, Logs, State};
 use crate::utils::child_report::{ChildReport, Fact, Proc};
-use crate::utils::wait::Polled;
 
 /// How a container ended, as Docker reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +58,7 @@ impl Follower {
 /// A started scenario container. Dropping it removes the container (unless
 /// `TESTCONTAINERS_COMMAND=keep`, for debugging).
 pub struct InitContainer {
-    container: ContainerAsync<GenericImage>,
+    owner: Owner,
     docker: Docker,
     id: String,
     host_network: bool,
@@ -67,9 +66,12 @@ pub struct InitContainer {
 }
 
 impl InitContainer {
-    pub(super) fn new(container: ContainerAsync<GenericImage>, docker: Docker, host_network: bool, init_label: String) -> Self {
-        let id = container.id().to_string();
-        InitContainer { container, docker, id, host_network, init_label }
+    pub(super) fn new(owner: Owner, docker: Docker, host_network: bool, init_label: String) -> Self {
+        let id = match &owner {
+            Owner::Testcontainers(container) => container.id().to_string(),
+            Owner::Direct(guard) => guard.id.clone(),
+        };
+        InitContainer { owner, docker, id, host_network, init_label }
     }
 
     pub fn id(&self) -> &str {
@@ -126,28 +128,45 @@ impl InitContainer {
     }
 
     /// Waits until PID 1 has exec'd the container's command and then gone to sleep for the
-    /// first time (state `S`, or exited); `true` if it had not yet when this was called.
-    /// `docker start` returns once runc has released its stub (`runc:[2:INIT]`), possibly before
-    /// its `execve`, and a busy machine can then keep the new program off the CPU for
-    /// milliseconds before its `main` runs: a signal sent in either window is lost whatever the
-    /// init. An init's first sleep comes after its first statement (a correct init blocks its
-    /// signals there), and it also catches an init that sleeps before blocking them. Reads the
-    /// host's `/proc`, like `performance/` (the suite runs beside the Docker daemon).
-    pub async fn wait_until_pid1_sleeps(&self, within: Duration) -> Result<bool> {
-        let stat = format!("/proc/{}/stat", self.state().await?.host_pid);
-        // `pid (comm) state ...`; comm may hold spaces, so split at the last parenthesis.
-        let busy = || match std::fs::read_to_string(&stat) {
-            Ok(line) => line
-                .rsplit_once(") ")
-                .is_none_or(|(head, rest)| head.contains("(runc:") || !rest.starts_with(['S', 'Z', 'X'])),
-            Err(_) => false,
-        };
-        let was_busy = busy();
-        crate::utils::wait::until("PID 1 to exec the init and go to sleep", within, || async {
-            Ok(if busy() { Polled::NotYet(std::fs::read_to_string(&stat).unwrap_or_default()) } else { Polled::Ready(()) })
+    /// first time (state `S`, or exited). `docker start` returns once runc has released its stub
+    /// (`runc:[2:INIT]`), possibly before its `execve`, and a busy machine can then keep the new
+    /// program off the CPU for milliseconds before its `main` runs: a signal sent in either
+    /// window is lost whatever the init. An init's first sleep comes after its first statement
+    /// (a correct init blocks its signals there), and it also catches an init that sleeps before
+    /// blocking them. Reads the host's `/proc`, like `performance/` (the suite runs beside the
+    /// Docker daemon). Returns whether PID 1 was still runc's stub or busy when the wait began.
+    pub async fn signal_pid1_at_first_sleep(&self, signal: &str, within: Duration) -> Result<bool> {
+        let signal: nix::sys::signal::Signal = signal.parse().map_err(|e| anyhow!("signal {signal}: {e}"))?;
+        let pid = i32::try_from(self.state().await?.host_pid)?;
+        // Spin on a blocking thread rather than poll with pauses: an init that blocks its signals
+        // only after a short sleep (e.g. while spawning its child) must be caught *in* that first
+        // sleep, which may last well under a millisecond.
+        tokio::task::spawn_blocking(move || {
+            let stat = format!("/proc/{pid}/stat");
+            // `pid (comm) state ...`; comm may hold spaces, so split at the last parenthesis.
+            let busy = |line: &str| {
+                line.rsplit_once(") ")
+                    .is_none_or(|(head, rest)| head.contains("(runc:") || !rest.starts_with(['S', 'Z', 'X']))
+            };
+            let deadline = Instant::now() + within;
+            let mut waited = false;
+            loop {
+                let line = std::fs::read_to_string(&stat).unwrap_or_default();
+                if line.is_empty() || !busy(&line) {
+                    // `kill(2)` from the host is where `docker kill` ends (runc signals PID 1 from
+                    // the parent namespace), without the milliseconds of API plumbing before it.
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+                        .map_err(|e| anyhow!("kill {signal} → host pid {pid}: {e}"))?;
+                    return Ok(waited);
+                }
+                waited = true;
+                if Instant::now() >= deadline {
+                    bail!("PID 1 did not exec the init and go to sleep within {within:?}; last seen: {line}");
+                }
+                std::thread::yield_now();
+            }
         })
-        .await?;
-        Ok(was_busy)
+        .await?
     }
 
     pub async fn logs(&self) -> Result<Logs> {
@@ -263,6 +282,55 @@ impl InitContainer {
 
     /// Removes the container now (the guard would do it on drop).
     pub async fn remove(self) -> Result<()> {
-        self.container.rm().await.map_err(|e| anyhow!("remove container {}: {e}", docker::short(&self.id)))
+        match self.owner {
+            Owner::Testcontainers(container) => {
+                container.rm().await.map_err(|e| anyhow!("remove container {}: {e}", docker::short(&self.id)))
+            }
+            Owner::Direct(mut guard) => {
+                docker::remove(&self.docker, &self.id).await?;
+                guard.removed = true;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Who removes the container when the guard drops.
+pub(super) enum Owner {
+    /// Started by testcontainers, which removes it on drop.
+    Testcontainers(ContainerAsync<GenericImage>),
+    /// Created through bollard, for what testcontainers cannot ask for (a TTY).
+    Direct(RemoveOnDrop),
+}
+
+/// Removes a directly created container on drop, as testcontainers does for its own.
+pub(super) struct RemoveOnDrop {
+    id: String,
+    removed: bool,
+}
+
+impl RemoveOnDrop {
+    pub(super) fn new(id: String) -> RemoveOnDrop {
+        RemoveOnDrop { id, removed: false }
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if self.removed || std::env::var("TESTCONTAINERS_COMMAND").is_ok_and(|v| v == "keep") {
+            return;
+        }
+        let id = self.id.clone();
+        // Drop cannot await, and the test's runtime may be shutting down: a thread with its own
+        // runtime and client removes the container, and the guard waits for it, so nothing
+        // outlives the test. A failure leaves the container to the next run's sweep.
+        let removal = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let docker = docker::connect().await.ok()?;
+                docker::remove(&docker, &id).await.ok()
+            })
+        });
+        let _ = removal.join();
     }
 }

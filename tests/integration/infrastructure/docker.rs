@@ -98,6 +98,16 @@ pub async fn sweep_leftovers(docker: &Docker) -> Result<usize> {
     Ok(removed)
 }
 
+/// Creates a container (for the few cases testcontainers cannot express) and returns its id.
+pub async fn create(docker: &Docker, name: &str, body: bollard::models::ContainerCreateBody) -> Result<String> {
+    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default().name(name).build();
+    Ok(docker.create_container(Some(options), body).await.with_context(|| format!("create container {name}"))?.id)
+}
+
+pub async fn start(docker: &Docker, id: &str) -> Result<()> {
+    docker.start_container(id, None).await.with_context(|| format!("start container {}", short(id)))
+}
+
 pub async fn remove(docker: &Docker, id: &str) -> Result<()> {
     match docker
         .remove_container(id, Some(RemoveContainerOptionsBuilder::default().force(true).v(true).build()))

@@ -7,18 +7,18 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
-use bollard::models::PortBinding;
+use anyhow::{anyhow, bail, Context, Result};
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 use testcontainers::core::{Healthcheck, IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 use tokio::sync::OnceCell;
 
-use super::container::InitContainer;
+use super::container::{InitContainer, Owner, RemoveOnDrop};
 use super::docker;
 use super::expectations::{self, Expect, Observed, Verdict};
 use super::image::{ensure_image, RootFs};
-use super::init_profile::{InitProfile, Intent, LiveReload, Unsupported};
+use super::init_profile::{InitProfile, Intent, Launch, LiveReload, Unsupported};
 use super::results::{self, Measurement, Record};
 use crate::static_build::static_binaries;
 
@@ -98,6 +98,7 @@ pub struct Scenario {
     health_check: Option<(Vec<String>, Duration)>,
     under_shell: bool,
     under_script: Option<String>,
+    tty: bool,
 }
 
 impl Scenario {
@@ -120,6 +121,7 @@ impl Scenario {
             health_check: None,
             under_shell: false,
             under_script: None,
+            tty: false,
         }
     }
 
@@ -247,6 +249,13 @@ impl Scenario {
         self
     }
 
+    /// Gives the container a terminal, as `docker run -t` does: PID 1's stdin, stdout and stderr
+    /// are the pty, and the init should hand the terminal's foreground to its child.
+    pub fn tty(mut self) -> Scenario {
+        self.tty = true;
+        self
+    }
+
     /// Starts without waiting for the child's handshake: for containers expected to exit at
     /// once (bad command lines, exec failures).
     pub fn without_ready_wait(mut self) -> Scenario {
@@ -325,7 +334,8 @@ impl Scenario {
         let (memory, pids, docker_init, bridge) =
             (self.memory_limit, self.pids_limit, launch.docker_init, self.network == Network::Bridge);
         let (fixed_host_ports, sysctls) = (self.fixed_host_ports.clone(), self.sysctls.clone());
-        request = request.with_host_config_modifier(move |hc| {
+        let exposed = ports.clone();
+        let configure = move |hc: &mut HostConfig| {
             // testcontainers publishes on 0.0.0.0; the suite only ever exposes 127.0.0.1.
             hc.publish_all_ports = Some(false);
             if bridge {
@@ -353,12 +363,67 @@ impl Scenario {
             if let Some(n) = pids {
                 hc.pids_limit = Some(n);
             }
-        });
+        };
+        if self.tty {
+            return self.start_with_tty(docker, &tag, launch, configure, exposed).await;
+        }
+        request = request.with_host_config_modifier(configure);
         let container = request
             .start()
             .await
             .map_err(|e| anyhow!("starting {:?} under {}: {e}", launch.cmd, profile.label))?;
-        Ok(InitContainer::new(container, docker, self.network == Network::Host, profile.label.clone()))
+        Ok(InitContainer::new(Owner::Testcontainers(container), docker, self.network == Network::Host, profile.label.clone()))
+    }
+
+    /// testcontainers cannot set `Tty`, so a terminal container is created through bollard with
+    /// the same settings and its own removal guard.
+    async fn start_with_tty(
+        self,
+        docker: bollard::Docker,
+        tag: &str,
+        launch: Launch,
+        configure: impl Fn(&mut HostConfig),
+        ports: Vec<u16>,
+    ) -> Result<InitContainer> {
+        if self.health_check.is_some() || self.nofile_limit.is_some() {
+            bail!("a health check or an fd limit is not supported together with a TTY");
+        }
+        let mut host_config = HostConfig::default();
+        configure(&mut host_config);
+        host_config.network_mode = Some(
+            match self.network {
+                Network::Bridge => "bridge",
+                Network::Host => "host",
+                Network::None => "none",
+            }
+            .to_string(),
+        );
+        let mut labels: HashMap<String, String> = docker::labels().into_iter().collect();
+        labels.insert("scinit.test.scenario".into(), self.init.scenario_id().to_string());
+        let env = self.init.profile.env.iter().chain(&self.env).map(|(k, v)| format!("{k}={v}")).collect();
+        let body = ContainerCreateBody {
+            image: Some(tag.to_string()),
+            cmd: Some(launch.cmd),
+            env: Some(env),
+            labels: Some(labels),
+            tty: Some(true),
+            working_dir: self.working_dir.clone(),
+            exposed_ports: Some(ports.iter().map(|p| format!("{p}/tcp")).collect()),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let id = docker::create(&docker, &container_name(self.init.scenario_id()), body).await?;
+        let container = InitContainer::new(
+            Owner::Direct(RemoveOnDrop::new(id.clone())),
+            docker.clone(),
+            self.network == Network::Host,
+            self.init.profile.label.clone(),
+        );
+        docker::start(&docker, &id).await?;
+        if self.wait_ready {
+            container.wait_for_line("the child's handshake", READY_TIMEOUT, |l| l.starts_with("ready pid=")).await?;
+        }
+        Ok(container)
     }
 }
 

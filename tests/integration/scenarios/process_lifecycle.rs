@@ -361,6 +361,40 @@ scenario! {
     }
 }
 
+// --- A terminal (`docker run -t`) -------------------------------------------------------------
+
+scenario! {
+    /// Under `docker run -t` the child's process group becomes the terminal's foreground group, so
+    /// interactive programs can read the terminal and get Ctrl-C; before tini 0.8.1 they hung
+    /// (krallin/tini#15, #21; dumb-init#51).
+    fn child_is_the_terminals_foreground_group_under_docker_run_t(init) {
+        let c = Scenario::new(&init).tty().child(["testkit", "inspect", "--stay"]).start().await?;
+        c.wait_for_line("the inspector's report", secs(10), |l| l.starts_with("inspect ")).await?;
+        let i = Inspection::from_lines(&c.logs().await?.stdout)?;
+        check_in!(c, i.pgid == i.pid, "the child (pid {}) is in group {}, not a group of its own", i.pid, i.pgid);
+        check_in!(c, i.tpgid == i.pgid, "the terminal's foreground group is {}, not the child's group {}", i.tpgid, i.pgid);
+        Ok(())
+    }
+}
+
+scenario! {
+    /// Under `docker run -t` nothing but what is sent reaches the child: dumb-init, as session
+    /// leader, once let the SIGHUP and SIGCONT of its own TIOCNOTTY through, and children died
+    /// with 129 right after start (dumb-init#136, PR #174). A stop afterwards still gives 143.
+    fn no_spurious_signal_reaches_the_child_under_docker_run_t(init) {
+        let c = Scenario::new(&init).tty().child(["testkit", "signals"]).start().await?;
+        c.kill("SIGUSR1").await?;
+        let marker = c.fact_within("signal", 1, secs(5), |f| f.get("name") == Some("SIGUSR1")).await?;
+        check_in!(c, marker.is_some(), "SIGUSR1 sent after the handshake never reached the child");
+        let seen = c.report().await?.signal_names(None)?;
+        check_in!(c, seen == ["SIGUSR1"], "the child saw {seen:?} by the time SIGUSR1 arrived, expected only [SIGUSR1]");
+        c.kill("SIGTERM").await?;
+        let exit = c.wait_exit(secs(5)).await?;
+        check_in!(c, exit.code == 143, "exit code {} after SIGTERM, expected 143", exit.code);
+        Ok(())
+    }
+}
+
 // --- Freezing and stopping --------------------------------------------------------------------
 
 scenario! {

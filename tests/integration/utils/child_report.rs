@@ -158,6 +158,8 @@ impl ChildReport {
 pub struct Inspection {
     pub pid: i64,
     pub pgid: i64,
+    /// The terminal's foreground process group (-1 without a controlling terminal).
+    pub tpgid: i64,
     pub sigblk: String,
     pub sigign: String,
     pub fds: Vec<i64>,
@@ -211,6 +213,7 @@ impl Inspection {
         Ok(Inspection {
             pid: int("pid")?,
             pgid: int("pgid")?,
+            tpgid: int("tpgid")?,
             sigblk: text("sigblk")?,
             sigign: text("sigign")?,
             fds,
