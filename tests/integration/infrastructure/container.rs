@@ -74,10 +74,6 @@ impl InitContainer {
         InitContainer { owner, docker, id, host_network, init_label }
     }
 
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// `docker kill -s SIG`: `"SIGTERM"`, `"TERM"`, `"RTMIN+3"` all work.
     pub async fn kill(&self, signal: &str) -> Result<()> {
         docker::kill(&self.docker, &self.id, signal).await
@@ -298,7 +294,7 @@ impl InitContainer {
 /// Who removes the container when the guard drops.
 pub(super) enum Owner {
     /// Started by testcontainers, which removes it on drop.
-    Testcontainers(ContainerAsync<GenericImage>),
+    Testcontainers(Box<ContainerAsync<GenericImage>>),
     /// Created through bollard, for what testcontainers cannot ask for (a TTY).
     Direct(RemoveOnDrop),
 }

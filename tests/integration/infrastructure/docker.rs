@@ -226,6 +226,7 @@ pub struct LineSplitter {
     partial_err: String,
 }
 
+#[derive(Clone, Copy)]
 pub enum Stream {
     Stdout,
     Stderr,
@@ -246,11 +247,7 @@ impl LineSplitter {
         let mut lines = Vec::new();
         while let Some(end) = partial.find('\n') {
             let line: String = partial.drain(..=end).collect();
-            let kind = match stream {
-                Stream::Stdout => Stream::Stdout,
-                Stream::Stderr => Stream::Stderr,
-            };
-            lines.push((kind, line.trim_end_matches(['\n', '\r']).to_string()));
+            lines.push((stream, line.trim_end_matches(['\n', '\r']).to_string()));
         }
         lines
     }

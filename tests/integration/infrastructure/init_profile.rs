@@ -171,11 +171,6 @@ impl InitProfile {
         InitProfile { kind, label, binary: Some(binary), env: Vec::new() }
     }
 
-    /// The key of the expected-outputs file that judges this init.
-    pub fn expectations_name(&self) -> &'static str {
-        self.kind.name()
-    }
-
     pub fn with_env(mut self, key: &str, value: &str) -> InitProfile {
         self.env.push((key.to_string(), value.to_string()));
         self

@@ -75,7 +75,6 @@ pub enum Network {
     Bridge,
     /// The host's network namespace: no docker-proxy in the path.
     Host,
-    None,
 }
 
 /// A container to start: the child, what the init should do, and the container's limits.
@@ -281,7 +280,7 @@ impl Scenario {
             launch.cmd.splice(0..0, ["/bin/sh".to_string(), script.clone()]);
         }
         let docker = suite_docker().await?;
-        let binaries = tokio::task::spawn_blocking(|| static_binaries().map(Clone::clone))
+        let binaries = tokio::task::spawn_blocking(|| static_binaries().cloned())
             .await?
             .map_err(|e| anyhow!(e))?;
         let mut fs = RootFs::standard(&binaries.testkit)?;
@@ -329,7 +328,6 @@ impl Scenario {
         match self.network {
             Network::Bridge => {}
             Network::Host => request = request.with_network("host"),
-            Network::None => request = request.with_network("none"),
         }
         let (memory, pids, docker_init, bridge) =
             (self.memory_limit, self.pids_limit, launch.docker_init, self.network == Network::Bridge);
@@ -372,7 +370,7 @@ impl Scenario {
             .start()
             .await
             .map_err(|e| anyhow!("starting {:?} under {}: {e}", launch.cmd, profile.label))?;
-        Ok(InitContainer::new(Owner::Testcontainers(container), docker, self.network == Network::Host, profile.label.clone()))
+        Ok(InitContainer::new(Owner::Testcontainers(Box::new(container)), docker, self.network == Network::Host, profile.label.clone()))
     }
 
     /// testcontainers cannot set `Tty`, so a terminal container is created through bollard with
@@ -394,7 +392,6 @@ impl Scenario {
             match self.network {
                 Network::Bridge => "bridge",
                 Network::Host => "host",
-                Network::None => "none",
             }
             .to_string(),
         );

@@ -4,7 +4,8 @@
 //! figures on a shared 2-core machine are no pass/fail material. RSS of a static binary is mostly
 //! its clean text pages (the kernel maps the cached neighbours of every fault), so it follows the
 //! binary's size; the anonymous memory (heap, stack, data: `Anonymous` of `smaps_rollup`) is
-//! reported beside it, as what the init allocates at run time.
+//! reported beside it, as what the init allocates at run time, and so is the whole container's
+//! memory as Docker's stats report it (cgroup v1 or v2, page cache excluded).
 //!
 //! Latency is measured without Docker in the path: the host sends SIGUSR1 straight to PID 1's
 //! host pid and compares its `CLOCK_MONOTONIC` with the one the child logs on receipt (a
@@ -31,6 +32,7 @@ struct Footprint {
     label: String,
     rss_kib: f64,
     anon_kib: f64,
+    container_kib: f64,
     threads: f64,
     binary_bytes: Option<f64>,
     forward_median_us: f64,
@@ -47,6 +49,7 @@ async fn footprint_of_the_init_under_test_against_tini() -> Result<()> {
         let mut m = vec![
             figure("idle_rss", f.rss_kib, "KiB"),
             figure("idle_anonymous", f.anon_kib, "KiB"),
+            figure("container_memory", f.container_kib, "KiB"),
             figure("threads", f.threads, "count"),
             figure("forward_median", f.forward_median_us, "us"),
             figure("forward_p95", f.forward_p95_us, "us"),
@@ -102,6 +105,7 @@ async fn measure(profile: InitProfile) -> Result<Footprint> {
         label,
         rss_kib: status_field(&status, "VmRSS")?,
         anon_kib: status_field(&rollup, "Anonymous")?,
+        container_kib: c.memory_usage().await? as f64 / 1024.0,
         threads: status_field(&status, "Threads")?,
         binary_bytes,
         forward_median_us: percentile(&mut latencies_us, 50.0),
