@@ -1,1 +1,173 @@
-//! (being written)
+//! Suite power: the suite must fail against a broken init, and say why. tini asserts that its
+//! reaping test *fails* without a subreaper (`run_inner_tests.py:183-196`); here
+//! `images/broken-init` carries one deliberate defect at a time (`BROKEN_INIT_DEFECT`,
+//! `images/README.md`), and the real scenario bodies of the other files run against it. Each
+//! defect must turn the scenario aimed at it into a deviation whose message names the broken
+//! behaviour; with defect `none` the same init passes all of them, so the failures come from the
+//! defects and not from broken-init being a different program.
+//!
+//! These tests judge broken inits themselves: they are not in the expected outputs.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use anyhow::{anyhow, Result};
+
+use crate::infrastructure::expectations::Observed;
+use crate::infrastructure::scenario::observe;
+use crate::infrastructure::{Init, InitKind, InitProfile};
+use crate::scenarios::{process_lifecycle, signal_handling, socket_inheritance};
+use crate::static_build::static_binaries;
+
+/// A scenario body, boxed so that rows of a table can hold different ones.
+type Body = fn(Init) -> Pin<Box<dyn Future<Output = Result<()>>>>;
+
+/// One defect and the scenario that must catch it.
+struct Power {
+    defect: &'static str,
+    /// The scenario's id (its test name), for the container's name and the messages.
+    scenario: &'static str,
+    body: Body,
+    /// What the deviation must mention (case-insensitive): the broken behaviour in the
+    /// scenario's own words.
+    names: &'static str,
+}
+
+const NO_REAP: Power = Power {
+    defect: "no-reap",
+    scenario: "orphans_from_docker_exec_are_reaped",
+    body: |init| Box::pin(process_lifecycle::orphans_from_docker_exec_are_reaped::body(init)),
+    names: "zombie",
+};
+
+const EXIT_ZERO: Power = Power {
+    defect: "exit-zero",
+    scenario: "exit_code_3_is_passed_through",
+    body: |init| Box::pin(process_lifecycle::exit_code_3_is_passed_through::body(init)),
+    names: "exit code 0, expected 3",
+};
+
+const CHILD_PID_ONLY: Power = Power {
+    defect: "child-pid-only",
+    scenario: "sigusr1_reaches_every_process_in_a_non_exec_shell_wrappers_group",
+    body: |init| Box::pin(signal_handling::sigusr1_reaches_every_process_in_a_non_exec_shell_wrappers_group::body(init)),
+    names: "only the shell got it",
+};
+
+const LATE_BLOCK: Power = Power {
+    defect: "late-block",
+    scenario: "an_early_sigterm_right_after_start_is_never_lost",
+    body: |init| Box::pin(signal_handling::an_early_sigterm_right_after_start_is_never_lost::body(init)),
+    names: "SIGTERM lost",
+};
+
+const REBIND: Power = Power {
+    defect: "rebind",
+    scenario: "one_port_is_inherited_at_fd_3_with_the_activation_variables_on_ipv4",
+    body: |init| Box::pin(socket_inheritance::one_port_is_inherited_at_fd_3_with_the_activation_variables_on_ipv4::body(init)),
+    names: "re-created across the restart",
+};
+
+const NO_FORWARD: Power = Power {
+    defect: "no-forward",
+    scenario: "sigusr2_is_forwarded_and_the_init_survives",
+    body: |init| Box::pin(signal_handling::sigusr2_is_forwarded_and_the_init_survives::body(init)),
+    names: "never logged SIGUSR2",
+};
+
+const KILL_ALL_AT_EXIT: Power = Power {
+    defect: "kill-all-at-exit",
+    scenario: "double_forked_daemon_gets_sigterm_and_finishes_before_the_container_exits",
+    body: |init| Box::pin(process_lifecycle::double_forked_daemon_gets_sigterm_and_finishes_before_the_container_exits::body(init)),
+    names: "never got SIGTERM",
+};
+
+/// Every row, for the control.
+const ALL: [Power; 7] = [NO_REAP, EXIT_ZERO, CHILD_PID_ONLY, LATE_BLOCK, REBIND, NO_FORWARD, KILL_ALL_AT_EXIT];
+
+/// broken-init with `defect`, speaking scinit's command line.
+async fn broken_init(defect: &str) -> Result<InitProfile> {
+    let binaries = tokio::task::spawn_blocking(|| static_binaries().cloned()).await?.map_err(|e| anyhow!(e))?;
+    Ok(InitProfile::custom(InitKind::Scinit, binaries.broken_init, format!("broken-init:{defect}"))
+        .with_env("BROKEN_INIT_DEFECT", defect))
+}
+
+/// Runs the row's scenario against broken-init with `defect`.
+async fn outcome(power: &Power, defect: &str) -> Result<Observed> {
+    let profile = broken_init(defect).await?;
+    Ok(observe(Init::new(profile, power.scenario), power.body).await)
+}
+
+/// The scenario must deviate against the row's defect, naming the broken behaviour.
+async fn defect_is_caught(power: Power) {
+    let observed = match outcome(&power, power.defect).await {
+        Ok(o) => o,
+        Err(e) => panic!("setting up broken-init ({}): {e:#}", power.defect),
+    };
+    match observed {
+        Observed::Deviation(message) => assert!(
+            message.to_lowercase().contains(&power.names.to_lowercase()),
+            "`{}` caught broken-init:{} but its message does not name the broken behaviour ({:?}):\n{message}",
+            power.scenario,
+            power.defect,
+            power.names
+        ),
+        Observed::Pass => panic!("`{}` PASSED against broken-init:{}: the suite misses this defect", power.scenario, power.defect),
+        Observed::Error(e) => panic!(
+            "`{}` against broken-init:{} ended in a harness error, not a deviation naming the defect:\n{e}",
+            power.scenario, power.defect
+        ),
+    }
+}
+
+/// One test per row: `name => ROW`.
+macro_rules! power_table {
+    ($($(#[$meta:meta])* $name:ident => $power:expr),+ $(,)?) => {
+        $(
+            $(#[$meta])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                defect_is_caught($power).await
+            }
+        )+
+    };
+}
+
+power_table! {
+    /// tini's negative control: an init that never reaps leaves the exec's orphans as zombies.
+    an_init_that_never_reaps_fails_the_orphan_reaping_scenario => NO_REAP,
+    /// dumb-init before PR #60 reported death by signal as 0.
+    an_init_that_always_exits_zero_fails_the_exit_code_scenario => EXIT_ZERO,
+    /// tini and Docker's init without `-g` (krallin/tini#15).
+    an_init_that_signals_only_the_child_pid_fails_the_shell_wrapper_group_scenario => CHILD_PID_ONLY,
+    /// dumb-init's start-up window (peer-inits.md §1.2): an early SIGTERM to PID 1 is dropped.
+    an_init_that_blocks_signals_late_fails_the_early_sigterm_scenario => LATE_BLOCK,
+    /// A re-bound socket loses its backlog: connections during a restart are refused.
+    an_init_that_rebinds_its_sockets_on_restart_fails_the_socket_inheritance_scenario => REBIND,
+    an_init_that_forwards_only_stop_signals_fails_the_forwarding_scenario => NO_FORWARD,
+    /// krallin/tini#229, dumb-init#80: remaining processes are killed with no SIGTERM.
+    an_init_that_sigkills_the_remaining_processes_fails_the_graceful_shutdown_scenario => KILL_ALL_AT_EXIT,
+}
+
+/// The control: broken-init without a defect passes every scenario above, so each failure comes
+/// from its defect. The scenarios run one after another (the early-SIGTERM one alone starts 24
+/// containers, and together they starve a loaded 2-core machine); every failure is collected and
+/// reported together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_init_without_a_defect_passes_every_scenario_the_defects_fail() {
+    let mut failures = Vec::new();
+    for power in &ALL {
+        match outcome(power, "none").await {
+            Ok(Observed::Pass) => {}
+            Ok(other) => failures.push(format!("`{}`: {other:?}", power.scenario)),
+            Err(e) => failures.push(format!("`{}`: setting up broken-init: {e:#}", power.scenario)),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "broken-init:none (a correct init) fails {} of {} scenarios, so they cannot tell a defect from a difference:\n{}",
+        failures.len(),
+        ALL.len(),
+        failures.join("\n")
+    );
+}
