@@ -18,6 +18,43 @@ pub struct Exit {
     pub elapsed: Duration,
 }
 
+/// A moment of the init's start-up, as the host sees PID 1; see [`InitContainer::signal_pid1_at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pid1Moment {
+    /// The first time PID 1, running the init (no longer runc's stub), is asleep. That comes
+    /// after a correct init's first statement, and catches an init that sleeps (e.g. while
+    /// spawning its child) before it blocks its signals.
+    FirstSleep,
+    /// The first time PID 1, running the init, blocks or catches the signal: from then on a
+    /// correct init holds it, so this catches an init that discards signals that arrived before
+    /// its loop runs.
+    SignalHeld,
+}
+
+impl Pid1Moment {
+    /// Whether PID 1's `/proc/<pid>/status` shows the moment has come.
+    fn reached(self, status: &str, signo: i32) -> bool {
+        let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or("");
+        let mask = |name: &str| u64::from_str_radix(field(name), 16).unwrap_or(0);
+        if is_stub(field("Name:")) {
+            return false;
+        }
+        let asleep = field("State:").starts_with(['S', 'Z', 'X']);
+        match self {
+            Pid1Moment::FirstSleep => asleep,
+            // An init asleep in `sigwait`/`sigtimedwait` holds the signal too, although the kernel
+            // clears the waited-for signals from `SigBlk` for the length of the wait.
+            Pid1Moment::SignalHeld => asleep || (mask("SigBlk:") | mask("SigCgt:")) & (1u64 << (signo - 1)) != 0,
+        }
+    }
+}
+
+/// Whether a `/proc/<pid>/status` name is one of the programs that run as PID 1 *before* the
+/// init: runc's stub, or the shell of a held container.
+fn is_stub(name: &str) -> bool {
+    name.starts_with("runc:") || name == "sh"
+}
+
 /// Reads stdout lines in order; see [`InitContainer::follow`].
 pub struct Follower {
     lines: tokio::sync::mpsc::UnboundedReceiver<Result<String>>,
@@ -63,6 +100,8 @@ pub struct InitContainer {
     id: String,
     host_network: bool,
     init_label: String,
+    /// PID 1 is a shell waiting to `exec` the init (see `Scenario::held_before_init`).
+    held: bool,
 }
 
 impl InitContainer {
@@ -71,7 +110,12 @@ impl InitContainer {
             Owner::Testcontainers(container) => container.id().to_string(),
             Owner::Direct(guard) => guard.id.clone(),
         };
-        InitContainer { owner, docker, id, host_network, init_label }
+        InitContainer { owner, docker, id, host_network, init_label, held: false }
+    }
+
+    pub(super) fn held(mut self) -> Self {
+        self.held = true;
+        self
     }
 
     /// `docker kill -s SIG`: `"SIGTERM"`, `"TERM"`, `"RTMIN+3"` all work.
@@ -123,46 +167,59 @@ impl InitContainer {
         docker::state(&self.docker, &self.id).await
     }
 
-    /// Waits until PID 1 has exec'd the container's command and then gone to sleep for the
-    /// first time (state `S`, or exited). `docker start` returns once runc has released its stub
-    /// (`runc:[2:INIT]`), possibly before its `execve`, and a busy machine can then keep the new
-    /// program off the CPU for milliseconds before its `main` runs: a signal sent in either
-    /// window is lost whatever the init. An init's first sleep comes after its first statement
-    /// (a correct init blocks its signals there), and it also catches an init that sleeps before
-    /// blocking them. Reads the host's `/proc`, like `performance/` (the suite runs beside the
-    /// Docker daemon). Returns whether PID 1 was still runc's stub or busy when the wait began.
-    pub async fn signal_pid1_at_first_sleep(&self, signal: &str, within: Duration) -> Result<bool> {
+    /// Sends `signal` to PID 1 with the host's `kill(2)` at `moment` of the init's start-up,
+    /// spinning on the host's `/proc/<pid>` so the signal lands within microseconds of it.
+    ///
+    /// `docker start` returns once runc has released its stub (`runc:[2:INIT]`), possibly before
+    /// its `execve`, and a busy machine can then keep the new program off the CPU for
+    /// milliseconds before its `main` runs: a signal sent in either window is lost whatever the
+    /// init, so both moments come after them. `kill(2)` from the host is where `docker kill`
+    /// ends (runc signals PID 1 from the parent namespace), without the milliseconds of API
+    /// plumbing before it. Reads the host's `/proc`, like `performance/` (the suite runs beside
+    /// the Docker daemon). A held container (`Scenario::held_before_init`) is released only once
+    /// the watch runs, so the whole start-up of the init is seen. Returns whether PID 1 had not
+    /// yet reached `moment` when the watch began.
+    pub async fn signal_pid1_at(&self, moment: Pid1Moment, signal: &str, within: Duration) -> Result<bool> {
         let signal: nix::sys::signal::Signal = signal.parse().map_err(|e| anyhow!("signal {signal}: {e}"))?;
         let pid = i32::try_from(self.state().await?.host_pid)?;
-        // Spin on a blocking thread rather than poll with pauses: an init that blocks its signals
-        // only after a short sleep (e.g. while spawning its child) must be caught *in* that first
-        // sleep, which may last well under a millisecond.
+        let watch = Self::watch_and_signal(pid, moment, signal, within);
+        if !self.held {
+            return watch.await?;
+        }
+        let released = self.exec(&["/bin/sh", "-c", &format!("echo go > {}", super::scenario::HOLD_FIFO)]).await?;
+        if released.code != 0 {
+            bail!("releasing the held init failed ({}): {}", released.code, released.stderr.join("\n"));
+        }
+        watch.await?
+    }
+
+    fn watch_and_signal(
+        pid: i32,
+        moment: Pid1Moment,
+        signal: nix::sys::signal::Signal,
+        within: Duration,
+    ) -> tokio::task::JoinHandle<Result<bool>> {
+        // Spin on a blocking thread rather than poll with pauses: the windows that matter (a
+        // first sleep while spawning the child, the moments after the mask is set) may last well
+        // under a millisecond.
         tokio::task::spawn_blocking(move || {
-            let stat = format!("/proc/{pid}/stat");
-            // `pid (comm) state ...`; comm may hold spaces, so split at the last parenthesis.
-            let busy = |line: &str| {
-                line.rsplit_once(") ")
-                    .is_none_or(|(head, rest)| head.contains("(runc:") || !rest.starts_with(['S', 'Z', 'X']))
-            };
+            let path = format!("/proc/{pid}/status");
             let deadline = Instant::now() + within;
             let mut waited = false;
             loop {
-                let line = std::fs::read_to_string(&stat).unwrap_or_default();
-                if line.is_empty() || !busy(&line) {
-                    // `kill(2)` from the host is where `docker kill` ends (runc signals PID 1 from
-                    // the parent namespace), without the milliseconds of API plumbing before it.
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                if text.is_empty() || moment.reached(&text, signal as i32) {
                     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
                         .map_err(|e| anyhow!("kill {signal} → host pid {pid}: {e}"))?;
                     return Ok(waited);
                 }
                 waited = true;
                 if Instant::now() >= deadline {
-                    bail!("PID 1 did not exec the init and go to sleep within {within:?}; last seen: {line}");
+                    bail!("PID 1 did not reach {moment:?} within {within:?}; last seen: {text}");
                 }
                 std::thread::yield_now();
             }
         })
-        .await?
     }
 
     pub async fn logs(&self) -> Result<Logs> {

@@ -12,6 +12,6 @@ pub mod probe;
 pub mod results;
 pub mod scenario;
 
-pub use container::{Exit, InitContainer};
+pub use container::{Exit, InitContainer, Pid1Moment};
 pub use init_profile::{InitKind, InitProfile};
 pub use scenario::{Deviation, Init, Network, Scenario};

@@ -98,6 +98,7 @@ pub struct Scenario {
     under_shell: bool,
     under_script: Option<String>,
     tty: bool,
+    held: bool,
 }
 
 impl Scenario {
@@ -121,6 +122,7 @@ impl Scenario {
             under_shell: false,
             under_script: None,
             tty: false,
+            held: false,
         }
     }
 
@@ -255,6 +257,16 @@ impl Scenario {
         self
     }
 
+    /// Holds PID 1 before the init runs: a shell waits on a FIFO and then `exec`s the init as
+    /// the same PID 1, so a test can watch the init's start-up from its first instruction (see
+    /// [`InitContainer::signal_pid1_at`]). Implies `without_ready_wait`. Docker's own init
+    /// cannot be held (Docker starts it); it starts normally.
+    pub fn held_before_init(mut self) -> Scenario {
+        self.held = true;
+        self.wait_ready = false;
+        self
+    }
+
     /// Starts without waiting for the child's handshake: for containers expected to exit at
     /// once (bad command lines, exec failures).
     pub fn without_ready_wait(mut self) -> Scenario {
@@ -272,6 +284,11 @@ impl Scenario {
                 return Err(Unsupported { init: profile.label.clone(), what: "run below a shell as PID 1".into() }.into());
             }
             launch.cmd = shell_wrapped(&launch.cmd);
+        }
+        let held = self.held && !launch.docker_init;
+        if held {
+            let hold = format!("mkfifo {HOLD_FIFO} && read -r _ < {HOLD_FIFO}; exec \"$@\"");
+            launch.cmd.splice(0..0, ["/bin/sh".to_string(), "-c".into(), hold, "held".into()]);
         }
         if let Some(script) = &self.under_script {
             if launch.docker_init {
@@ -370,7 +387,13 @@ impl Scenario {
             .start()
             .await
             .map_err(|e| anyhow!("starting {:?} under {}: {e}", launch.cmd, profile.label))?;
-        Ok(InitContainer::new(Owner::Testcontainers(Box::new(container)), docker, self.network == Network::Host, profile.label.clone()))
+        let container = InitContainer::new(
+            Owner::Testcontainers(Box::new(container)),
+            docker,
+            self.network == Network::Host,
+            profile.label.clone(),
+        );
+        Ok(if held { container.held() } else { container })
     }
 
     /// testcontainers cannot set `Tty`, so a terminal container is created through bollard with
@@ -423,6 +446,9 @@ impl Scenario {
         Ok(container)
     }
 }
+
+/// Where a held container's shell waits before it `exec`s the init.
+pub(super) const HOLD_FIFO: &str = "/tmp/.scinit-test-hold";
 
 /// `/bin/sh -c '<argv quoted>; exit $?'`: the trailing command keeps the shell from exec'ing the
 /// init in its place, so the shell stays PID 1.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use futures::StreamExt;
 
-use crate::infrastructure::{Deviation, Init, InitContainer, Scenario};
+use crate::infrastructure::{Deviation, Init, InitContainer, Pid1Moment, Scenario};
 use crate::utils::child_report::{Fact, Ready};
 use crate::utils::wait::secs;
 
@@ -358,20 +358,22 @@ struct EarlyRun {
     waited_for_pid1: bool,
 }
 
-/// One repetition: start without waiting for the child, and send SIGTERM as soon as PID 1 runs
-/// the init and has gone to sleep once (the windows before that belong to runc and the
-/// scheduler, not to the init; see `signal_pid1_at_first_sleep`). It is sent with the host's
-/// `kill(2)`, which is where `docker kill` ends: Docker's own path (API, containerd, a `runc
-/// kill` process) takes about 10 ms, by which time the child has usually finished starting.
-async fn early_sigterm(init: &Init, run: usize) -> Result<EarlyRun> {
-    let c = Scenario::new(init).child(["testkit", "signals"]).without_ready_wait().start().await?;
-    let waited_for_pid1 = c.signal_pid1_at_first_sleep("SIGTERM", secs(2)).await?;
+/// One repetition: start without waiting for the child, and send SIGTERM at `moment` of the
+/// init's start-up: at its first sleep (catches an init that blocks its signals late) or as soon
+/// as it holds SIGTERM (catches one that discards what arrived before its loop). The windows
+/// before either belong to runc and the scheduler, not to the init; see `signal_pid1_at`. It is
+/// sent with the host's `kill(2)`, which is where `docker kill` ends: Docker's own path (API,
+/// containerd, a `runc kill` process) takes about 10 ms, by which time the child has usually
+/// finished starting.
+async fn early_sigterm(init: &Init, run: usize, moment: Pid1Moment) -> Result<EarlyRun> {
+    let c = Scenario::new(init).child(["testkit", "signals"]).held_before_init().start().await?;
+    let waited_for_pid1 = c.signal_pid1_at(moment, "SIGTERM", secs(5)).await?;
     let exit = c.exit_within(WELL_INSIDE).await?;
     let before_handshake = c.report().await?.readies()?.is_empty();
     let failure = match exit {
         Some(exit) if exit.code == 143 => None,
-        Some(exit) => Some(format!("run {run}: exit code {}, expected 143\n{}", exit.code, c.evidence().await)),
-        None => Some(format!("run {run}: SIGTERM lost, still running {WELL_INSIDE:?} later\n{}", c.evidence().await)),
+        Some(exit) => Some(format!("run {run} ({moment:?}): exit code {}, expected 143\n{}", exit.code, c.evidence().await)),
+        None => Some(format!("run {run} ({moment:?}): SIGTERM lost, still running {WELL_INSIDE:?} later\n{}", c.evidence().await)),
     };
     c.remove().await?;
     Ok(EarlyRun { failure, before_handshake, waited_for_pid1 })
@@ -391,7 +393,9 @@ scenario! {
         let outcomes: Vec<Result<EarlyRun>> = futures::stream::iter(0..EARLY_RUNS)
             .filter(|_| std::future::ready(!went_wrong.load(Ordering::Relaxed)))
             .map(|run| async move {
-                let outcome = early_sigterm(init, run).await;
+                // Alternate the two moments: each catches a different way of losing the signal.
+                let moment = if run % 2 == 0 { Pid1Moment::FirstSleep } else { Pid1Moment::SignalHeld };
+                let outcome = early_sigterm(init, run, moment).await;
                 if !matches!(outcome, Ok(EarlyRun { failure: None, .. })) {
                     went_wrong.store(true, Ordering::Relaxed);
                 }
