@@ -275,6 +275,30 @@ scenario_table! {
 }
 
 scenario! {
+    /// When the main child exits on its own (no stop signal), what it left behind still gets
+    /// SIGTERM and the time to clean up before the container exits with the child's code: the
+    /// kernel would SIGKILL it as soon as PID 1 exits (krallin/tini#236, dumb-init#212).
+    fn daemon_left_by_a_child_that_exits_on_its_own_gets_sigterm_before_the_container_exits(init) {
+        let c = Scenario::new(&init)
+            .grace(secs(10))
+            .child(["testkit", "tree", "daemon", "--on-term", "log", "--linger-ms", "200", "--", "testkit", "signals", "--on", "USR1=exit:3"])
+            .start()
+            .await?;
+        let pid = made_pid(&c, "daemon").await?;
+        c.kill("SIGUSR1").await?;
+        let exit = c.wait_exit(secs(10)).await?;
+        let report = c.report().await?;
+        let got_term = report.signal_names(Some(pid))?.iter().any(|s| s == "SIGTERM");
+        let cleaned_up = report.of_kind("daemon-exit").any(|f| f.num::<i32>("pid").ok() == Some(pid));
+        check_in!(c, got_term, "the daemon (pid {pid}) never got SIGTERM after the main child exited: it was killed with no chance to clean up");
+        check_in!(c, cleaned_up, "the daemon (pid {pid}) got SIGTERM but was killed before its 200 ms of clean-up ended");
+        check_in!(c, exit.code == 3, "exit code {}, expected the main child's 3", exit.code);
+        check_in!(c, exit.elapsed < secs(5), "the init took {:?} although the daemon was gone after 200 ms", exit.elapsed);
+        Ok(())
+    }
+}
+
+scenario! {
     /// A daemon that ignores SIGTERM is SIGKILLed by the init when the grace period ends: the
     /// container exits after the grace period, long before Docker's own stop timeout, with the
     /// main child's code.
