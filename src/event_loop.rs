@@ -132,9 +132,12 @@ fn read_signals(fd: &SignalFd, events: &mut VecDeque<Event>) {
 }
 
 fn reaped(drained: reap::Drained) -> Event {
+    // Only worth a /proc scan once no child is left: before that, a SIGCHLD will come.
+    let others_left = drained.no_children_left && reap::descendants().is_some_and(|pids| !pids.is_empty());
     Event::Reaped {
         exits: drained.exits,
         no_children_left: drained.no_children_left,
+        others_left,
     }
 }
 

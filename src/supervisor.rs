@@ -29,6 +29,10 @@ use crate::signals::{self, Class};
 /// (uninterruptible sleep); PID 1 must not hang on them forever.
 pub const KILL_REAP_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// While draining, how often to look again for processes that are not scinit's children
+/// (entered with `docker exec`): no SIGCHLD tells when they end. Only then does scinit poll.
+pub const RECHECK_INTERVAL: Duration = Duration::from_millis(20);
+
 /// The settings the supervisor needs, taken from the command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -43,11 +47,14 @@ pub struct Settings {
 pub enum Event {
     /// A signal read from the signalfd (never SIGCHLD: the loop turns that into `Reaped`).
     Signal(i32),
-    /// The result of one reaper drain: `(pid, exit code)` per reaped process, and whether
-    /// scinit has no children left at all (`ECHILD`).
+    /// The result of one reaper drain: `(pid, exit code)` per reaped process, whether scinit
+    /// has no children left at all (`ECHILD`), and whether processes it cannot wait for are
+    /// still running (entered with `docker exec`: not its children, so no SIGCHLD will say
+    /// when they are gone). The last is only looked up once no child is left.
     Reaped {
         exits: Vec<(i32, i32)>,
         no_children_left: bool,
+        others_left: bool,
     },
     /// A relevant change in a watched path.
     FilesChanged,
@@ -109,10 +116,12 @@ enum State {
         killed: bool,
     },
     /// The main child is gone: waiting for every other process, within the grace period.
+    /// `recheck` is when to look again for processes that are not scinit's children.
     Draining {
         code: i32,
         deadline: Instant,
         killed: bool,
+        recheck: Option<Instant>,
     },
     Exited,
 }
@@ -153,7 +162,16 @@ impl Supervisor {
                 killed: false,
                 ..
             }
-            | State::Draining { deadline, .. } => Some(deadline),
+            | State::Draining {
+                deadline,
+                recheck: None,
+                ..
+            } => Some(deadline),
+            State::Draining {
+                deadline,
+                recheck: Some(recheck),
+                ..
+            } => Some(deadline.min(recheck)),
             State::Delaying { until, .. } => Some(until),
             _ => None,
         };
@@ -186,7 +204,8 @@ impl Supervisor {
             Event::Reaped {
                 exits,
                 no_children_left,
-            } => self.on_reaped(&exits, no_children_left, now),
+                others_left,
+            } => self.on_reaped(&exits, no_children_left, others_left, now),
             Event::FilesChanged => {
                 if !self.shutting_down() {
                     self.debounce_deadline = Some(now + self.settings.debounce);
@@ -309,6 +328,7 @@ impl Supervisor {
         &mut self,
         exits: &[(i32, i32)],
         no_children_left: bool,
+        others_left: bool,
         now: Instant,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
@@ -343,7 +363,13 @@ impl Supervisor {
                 _ => {}
             }
         }
-        if let (State::Draining { code, .. }, true) = (&self.state, no_children_left) {
+        if let (State::Draining { recheck, .. }, true, true) =
+            (&mut self.state, no_children_left, others_left)
+        {
+            // Nothing will signal their end: look again shortly, until they are gone or the
+            // grace period ends.
+            *recheck = Some(now + RECHECK_INTERVAL);
+        } else if let (State::Draining { code, .. }, true) = (&self.state, no_children_left) {
             let code = *code;
             self.state = State::Exited;
             // Signalling an empty set is pointless: keep only what was logged.
@@ -366,6 +392,7 @@ impl Supervisor {
             code,
             deadline,
             killed,
+            recheck: None,
         };
         vec![Action::SignalDescendants(signo), Action::Reap]
     }
@@ -446,11 +473,13 @@ impl Supervisor {
                 code,
                 deadline,
                 killed: false,
+                ..
             } if deadline <= now => {
                 self.state = State::Draining {
                     code,
                     deadline: now + KILL_REAP_TIMEOUT,
                     killed: true,
+                    recheck: None,
                 };
                 actions.push(warn(
                     "processes still running after the grace period: SIGKILL".to_string(),
@@ -462,12 +491,27 @@ impl Supervisor {
                 code,
                 deadline,
                 killed: true,
+                ..
             } if deadline <= now => {
                 self.state = State::Exited;
                 actions.push(warn(
                     "some processes could not be reaped after SIGKILL; exiting anyway".to_string(),
                 ));
                 actions.push(Action::Exit(code));
+            }
+            State::Draining {
+                code,
+                deadline,
+                killed,
+                recheck: Some(recheck),
+            } if recheck <= now => {
+                self.state = State::Draining {
+                    code,
+                    deadline,
+                    killed,
+                    recheck: None,
+                };
+                actions.push(Action::Reap);
             }
             _ => {}
         }
@@ -548,6 +592,7 @@ mod tests {
         Event::Reaped {
             exits: vec![(pid, code)],
             no_children_left,
+            others_left: false,
         }
     }
 
@@ -583,7 +628,8 @@ mod tests {
                 6010,
                 Event::Reaped {
                     exits: vec![(77, 137)],
-                    no_children_left: true
+                    no_children_left: true,
+                    others_left: false
                 }
             ),
             vec![Action::Exit(0)]
@@ -599,7 +645,8 @@ mod tests {
                 50,
                 Event::Reaped {
                     exits: vec![(11, 143)],
-                    no_children_left: false
+                    no_children_left: false,
+                    others_left: false
                 }
             ),
             vec![]
@@ -609,10 +656,44 @@ mod tests {
                 60,
                 Event::Reaped {
                     exits: vec![(12, 0)],
-                    no_children_left: true
+                    no_children_left: true,
+                    others_left: false
                 }
             ),
             vec![Action::Exit(5)]
+        );
+    }
+
+    #[test]
+    fn leftovers_that_are_not_children_are_rechecked_until_gone() {
+        let mut h = Harness::running(10);
+        h.at(0, exited(10, 5, false));
+        // No child left, but a `docker exec` process still runs: no SIGCHLD will come for it.
+        let reaped = |others_left| Event::Reaped {
+            exits: vec![],
+            no_children_left: true,
+            others_left,
+        };
+        assert_eq!(h.at(30, reaped(true)), vec![]);
+        assert_eq!(h.deadline(), Some(30 + RECHECK_INTERVAL.as_millis() as u64));
+        assert_eq!(h.at(50, Event::Timeout), vec![Action::Reap]);
+        assert_eq!(h.deadline(), Some(5000));
+        assert_eq!(h.at(55, reaped(false)), vec![Action::Exit(5)]);
+    }
+
+    #[test]
+    fn leftovers_that_are_not_children_are_killed_when_the_grace_period_ends() {
+        let mut h = Harness::running(10);
+        h.at(0, exited(10, 5, false));
+        let still_there = Event::Reaped {
+            exits: vec![],
+            no_children_left: true,
+            others_left: true,
+        };
+        h.at(4990, still_there);
+        assert_eq!(
+            h.at(5000, Event::Timeout),
+            vec![Action::SignalDescendants(KILL), Action::Reap]
         );
     }
 
@@ -658,7 +739,8 @@ mod tests {
                 6010,
                 Event::Reaped {
                     exits: vec![],
-                    no_children_left: true
+                    no_children_left: true,
+                    others_left: false
                 }
             ),
             vec![Action::Exit(137)]
@@ -722,7 +804,8 @@ mod tests {
                 0,
                 Event::Reaped {
                     exits: vec![(20, 0), (21, 1)],
-                    no_children_left: false
+                    no_children_left: false,
+                    others_left: false
                 }
             ),
             vec![]
@@ -742,6 +825,7 @@ mod tests {
         let event = Event::Reaped {
             exits: vec![(20, 0), (10, 42), (21, 9)],
             no_children_left: true,
+            others_left: false,
         };
         assert_eq!(h.at(0, event), vec![Action::Exit(42)]);
     }
@@ -844,7 +928,8 @@ mod tests {
                 201,
                 Event::Reaped {
                     exits: vec![],
-                    no_children_left: true
+                    no_children_left: true,
+                    others_left: false
                 }
             ),
             vec![Action::Exit(143)]
@@ -883,7 +968,8 @@ mod tests {
                 21,
                 Event::Reaped {
                     exits: vec![],
-                    no_children_left: true
+                    no_children_left: true,
+                    others_left: false
                 }
             ),
             vec![Action::Exit(126)]

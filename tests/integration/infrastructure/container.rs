@@ -294,6 +294,11 @@ impl InitContainer {
         docker::exec(&self.docker, &self.id, argv).await
     }
 
+    /// `docker exec -d`: see [`docker::exec_detached`].
+    pub async fn exec_detached(&self, argv: &[&str]) -> Result<()> {
+        docker::exec_detached(&self.docker, &self.id, argv).await
+    }
+
     /// The process table inside the container, zombies included (`docker top` hides them).
     pub async fn processes(&self) -> Result<Vec<Proc>> {
         let out = self.exec(&["/bin/testkit", "ps"]).await?;

@@ -388,6 +388,25 @@ pub async fn exec(docker: &Docker, id: &str, argv: &[&str]) -> Result<ExecOutput
     Ok(out)
 }
 
+/// Starts `argv` with `docker exec -d`: it keeps running as a process whose parent is outside
+/// the container (PPid 0 inside), as `docker exec` and HEALTHCHECK processes are.
+pub async fn exec_detached(docker: &Docker, id: &str, argv: &[&str]) -> Result<()> {
+    let what = || format!("exec -d {argv:?} in container {}", short(id));
+    let created = docker
+        .create_exec(
+            id,
+            CreateExecOptions {
+                cmd: Some(argv.iter().map(|s| s.to_string()).collect::<Vec<String>>()),
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(what)?;
+    let options = bollard::exec::StartExecOptions { detach: true, tty: false, output_capacity: None };
+    docker.start_exec(&created.id, Some(options)).await.with_context(what)?;
+    Ok(())
+}
+
 /// Memory in use by the container, in bytes: `usage` minus the page cache, with the cache key
 /// that exists on cgroup v1 (`total_inactive_file`/`cache`) or v2 (`inactive_file`).
 pub async fn memory_usage(docker: &Docker, id: &str) -> Result<u64> {

@@ -15,7 +15,8 @@ use anyhow::{bail, Result};
 
 use super::socket_inheritance::{bounded_load, deviation_if_err, next_ready, record_restarts};
 use crate::infrastructure::probe::localhost;
-use crate::infrastructure::{InitContainer, Scenario};
+use crate::infrastructure::container::Follower;
+use crate::infrastructure::{Init, InitContainer, Scenario};
 use crate::utils::wait::secs;
 
 const WATCHED: &str = "/tmp/watched/conf";
@@ -106,6 +107,94 @@ scenario! {
         let answered: Vec<i32> = timeline.pids();
         check_in!(c, answered.iter().all(|p| pids.contains(p)), "replies from {answered:?}, children were {pids:?}");
         check_in!(c, c.state().await?.running, "the container stopped during live reloads");
+        Ok(())
+    }
+}
+
+/// A watched directory (not a file): every change anywhere below it counts.
+const TREE: &str = "/tmp/tree";
+
+/// Starts `testkit signals` watched through the whole [`TREE`] directory, which holds `files`
+/// from the start; returns the container and a follower past the first child's handshake.
+async fn watching_tree(init: &Init, files: &[&str]) -> Result<(InitContainer, Follower)> {
+    let mut scenario = Scenario::new(init).live_reload(TREE, DEBOUNCE).child(["testkit", "signals"]);
+    for file in files {
+        scenario = scenario.with_file(file, "version=0\n");
+    }
+    let c = scenario.start().await?;
+    let mut follower = c.follow();
+    next_ready(&c, &mut follower, "start").await?;
+    Ok((c, follower))
+}
+
+/// Makes `what` happen inside the container and requires exactly one restart for it: a new
+/// child, then no other one for two debounce periods.
+async fn restarts_once(c: &InitContainer, follower: &mut Follower, what: &str, script: &str) -> Result<()> {
+    change(c, script).await?;
+    next_ready(c, follower, what).await?;
+    let extra = follower.next_fact("ready", 2 * DEBOUNCE, |_| true).await.ok().map(|f| f.to_string());
+    check_in!(c, extra.is_none(), "a second restart after {what}: {extra:?}");
+    Ok(())
+}
+
+/// Where a change under the watched directory happens.
+struct TreeCase {
+    /// Files present in [`TREE`] from the start.
+    files: &'static [&'static str],
+    /// Changes made in order, each of which must restart the child exactly once.
+    steps: &'static [(&'static str, &'static str)],
+}
+
+async fn tree_case(init: Init, case: TreeCase) -> Result<()> {
+    let (c, mut follower) = watching_tree(&init, case.files).await?;
+    for (what, script) in case.steps {
+        restarts_once(&c, &mut follower, what, script).await?;
+    }
+    let readies = c.report().await?.readies()?.len();
+    let expected = case.steps.len() + 1;
+    check_in!(c, readies == expected, "{readies} children started, expected {expected} (the first and one per change)");
+    check_in!(c, c.state().await?.running, "the container stopped during live reloads");
+    Ok(())
+}
+
+scenario_table! {
+    tree_case;
+    /// A watched directory is watched with its subdirectories: a write two levels down
+    /// restarts the child once. An init that watches only the top directory misses it.
+    a_write_in_a_subdirectory_of_a_watched_directory_restarts_the_child_once => TreeCase {
+        files: &["/tmp/tree/sub/deeper/conf"],
+        steps: &[("a write in a subdirectory", "printf 'version=1\\n' > /tmp/tree/sub/deeper/conf")],
+    },
+    /// A directory created after start is watched too: its creation is a change (one restart),
+    /// and so is, later, a write inside it. An init that watches only the directories that
+    /// existed at start misses the write.
+    a_write_in_a_directory_created_after_start_restarts_the_child_once => TreeCase {
+        files: &["/tmp/tree/conf"],
+        steps: &[
+            ("the creation of a directory", "mkdir /tmp/tree/later"),
+            ("a write in the new directory", "printf 'version=1\\n' > /tmp/tree/later/conf"),
+        ],
+    },
+}
+
+/// Writes to `.git` and to editor temporaries, the names scinit ignores (README "Live reload").
+const IGNORED_WRITES: &str = "cd /tmp/tree && printf x > .git/HEAD && mkdir .git/refs && printf x > .git/refs/main \
+    && printf x > conf.swp && printf x > .conf.swx && printf x > conf~ && printf x > .#conf && printf x > 4913 \
+    && rm 4913";
+
+scenario! {
+    /// Writes to `.git/` (present from the start), `*.swp`, `*.swx`, `*~`, `.#*` and vim's
+    /// `4913` probe restart nothing, even after the debounce period and a second more; a real
+    /// write afterwards restarts the child exactly once. An init that does not filter these
+    /// names restarts the child on every `git commit` or editor save.
+    fn writes_to_git_metadata_and_editor_temporaries_do_not_restart_the_child(init) {
+        let (c, mut follower) = watching_tree(&init, &["/tmp/tree/conf", "/tmp/tree/.git/HEAD"]).await?;
+        change(&c, IGNORED_WRITES).await?;
+        let spurious = follower.next_fact("ready", DEBOUNCE + secs(1), |_| true).await.ok().map(|f| f.to_string());
+        check_in!(c, spurious.is_none(), "writes to ignored names restarted the child: {spurious:?}");
+        restarts_once(&c, &mut follower, "a write to the watched file", "printf 'version=1\\n' > /tmp/tree/conf").await?;
+        let readies = c.report().await?.readies()?.len();
+        check_in!(c, readies == 2, "{readies} children started, expected 2 (the first and one for the real write)");
         Ok(())
     }
 }

@@ -321,6 +321,82 @@ scenario! {
     }
 }
 
+scenario! {
+    /// The processes left behind share the grace period that began with the stop signal: they
+    /// are not owed a fresh one when the main child exits. The child takes 2 s of its 3 s grace
+    /// to stop, so the daemon that ignores SIGTERM must be SIGKILLed about 1 s later, not 3 s.
+    fn leftovers_share_the_grace_period_that_began_with_the_stop_signal(init) {
+        let grace = secs(3);
+        let c = Scenario::new(&init)
+            .grace(grace)
+            .child(["testkit", "tree", "daemon", "--on-term", "ignore", "--", "testkit", "signals", "--on", "TERM=exit:0", "--linger-ms", "2000"])
+            .start()
+            .await?;
+        let pid = made_pid(&c, "daemon").await?;
+        let exit = c.stop(secs(20)).await?;
+        let got_term = c.report().await?.signal_names(Some(pid))?.iter().any(|s| s == "SIGTERM");
+        init.record("shutdown_with_a_slow_child_and_a_straggler", exit.elapsed.as_secs_f64() * 1000.0, "ms");
+        check_in!(c, got_term, "the daemon (pid {pid}) never got SIGTERM before it was killed");
+        check_in!(c, exit.code == 0, "exit code {}, expected the main child's 0", exit.code);
+        check_in!(
+            c,
+            exit.elapsed < grace + millis(1300),
+            "exited {:?} after the stop signal: the straggler got a fresh grace period after the child's exit instead of what was left of the {grace:?}",
+            exit.elapsed
+        );
+        Ok(())
+    }
+}
+
+scenario! {
+    /// A second stop signal during the shutdown reaches the child too: a child that logs SIGTERM
+    /// and keeps going is told to hurry up with SIGINT (peer-inits.md §3 item 6, Ctrl-C twice).
+    fn a_second_stop_signal_during_shutdown_reaches_the_child(init) {
+        let c = Scenario::new(&init).grace(secs(20)).child(["testkit", "signals", "--on", "TERM=log"]).start().await?;
+        c.kill("SIGTERM").await?;
+        c.wait_for_fact("signal", 1, secs(5), |f| f.get("name") == Some("SIGTERM")).await?;
+        c.kill("SIGINT").await?;
+        let exit = c.exit_within(secs(5)).await?;
+        let seen = c.report().await?.signal_names(None)?;
+        check_in!(c, seen.iter().any(|s| s == "SIGINT"), "the child saw {seen:?}: the second stop signal (SIGINT) never reached it");
+        check_in!(c, exit.is_some_and(|e| e.code == 130), "the container ended {exit:?}, expected exit code 130 from the child dying of SIGINT");
+        Ok(())
+    }
+}
+
+scenario! {
+    /// At shutdown every descendant gets SIGTERM, not only the init's direct children: a daemon's
+    /// own worker is the init's grandchild (`fixtures/test_scripts/lifecycle_nested_daemon.sh`).
+    fn a_daemons_own_worker_gets_sigterm_at_shutdown(init) {
+        let c = Scenario::new(&init).grace(secs(5)).child(["/scripts/lifecycle_nested_daemon.sh"]).start().await?;
+        // The worker is the logger whose parent is the daemon shell, not PID 1.
+        let worker: i32 = c.wait_for_fact("ready", 1, secs(5), |f| f.get("ppid") != Some("1")).await?.num("pid")?;
+        let exit = c.stop(secs(20)).await?;
+        let got_term = c.report().await?.signal_names(Some(worker))?.iter().any(|s| s == "SIGTERM");
+        check_in!(c, got_term, "the daemon's worker (pid {worker}), a grandchild of the init, never got SIGTERM before the container exited");
+        check_in!(c, exit.code == 143, "exit code {}, expected the main child's 143", exit.code);
+        check_in!(c, exit.elapsed < secs(4), "the init took {:?} although every process ends at once on SIGTERM", exit.elapsed);
+        Ok(())
+    }
+}
+
+scenario! {
+    /// A process started by `docker exec` (its parent is outside the container: PPid 0) is one
+    /// of the container's processes too, and gets SIGTERM at shutdown like the others; PID 1's
+    /// exit would SIGKILL it (moby#47583 for where such processes come from).
+    fn a_process_started_by_docker_exec_gets_sigterm_at_shutdown(init) {
+        let c = Scenario::new(&init).grace(secs(5)).child(["testkit", "signals"]).start().await?;
+        // Its lines go to PID 1's stdout, i.e. to the container's log.
+        c.exec_detached(&["/bin/sh", "-c", "exec testkit signals --on TERM=exit:0 > /proc/1/fd/1 2>&1"]).await?;
+        let pid: i32 = c.wait_for_fact("ready", 1, secs(5), |f| f.get("ppid") == Some("0")).await?.num("pid")?;
+        let exit = c.stop(secs(20)).await?;
+        let got_term = c.report().await?.signal_names(Some(pid))?.iter().any(|s| s == "SIGTERM");
+        check_in!(c, got_term, "the exec'd process (pid {pid}, ppid 0) never got SIGTERM before the container exited");
+        check_in!(c, exit.code == 143, "exit code {}, expected the main child's 143", exit.code);
+        Ok(())
+    }
+}
+
 // --- The child's environment ------------------------------------------------------------------
 
 /// Runs `testkit inspect` (which exits 0 at once) and returns its report.

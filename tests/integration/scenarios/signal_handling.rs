@@ -499,3 +499,100 @@ scenario! {
         Ok(())
     }
 }
+
+scenario! {
+    /// A stop signal that arrives while a restart is stopping the old child turns the restart
+    /// into a shutdown: the old child (which takes 1.5 s to exit) gets the stop signal too, the
+    /// container exits with its status (0), and no new child is started. An init that lets the
+    /// restart run on starts a new child and keeps the container running.
+    fn a_stop_signal_during_a_restart_shuts_down_instead_of_starting_a_new_child(init) {
+        let c = Scenario::new(&init)
+            .child(["testkit", "signals", "--on", "TERM=exit:0", "--linger-ms", "1500"])
+            .grace(secs(5))
+            .restart_signal("SIGHUP")
+            .start()
+            .await?;
+        let old = first_ready(&c).await?;
+        c.kill("SIGHUP").await?;
+        // The old child's SIGTERM line: the restart has begun and is waiting for it to exit.
+        c.wait_for_fact("signal", 1, DELIVERY, named("SIGTERM")).await?;
+        c.kill("SIGTERM").await?;
+        let exit = c.exit_within(WELL_INSIDE).await?;
+        let report = c.report().await?;
+        let readies = report.readies()?;
+        let new: Vec<i32> = readies.iter().map(|r| r.pid).filter(|p| *p != old.pid).collect();
+        check_in!(c, new.is_empty(), "a new child {new:?} was started although SIGTERM arrived during the restart");
+        let old_seen = report.signal_names(Some(old.pid))?;
+        check_in!(c, old_seen.first().map(String::as_str) == Some("SIGTERM"), "the old child saw {old_seen:?}, expected SIGTERM first");
+        let exit = present(&c, exit, format_args!("still running {WELL_INSIDE:?} after SIGTERM during a restart")).await?;
+        check_in!(c, exit.code == 0, "exit code {}, expected 0 (the old child's own exit status)", exit.code);
+        Ok(())
+    }
+}
+
+/// The `--restart-delay-ms` of the restart-delay scenario.
+const RESTART_DELAY: Duration = Duration::from_millis(1000);
+
+scenario! {
+    /// `--restart-delay-ms 1000` pauses between the old child's exit and the new child's start.
+    /// The old child dies of the restart's SIGTERM at once, so the new child's handshake cannot
+    /// show up on the host less than ~0.9 s after SIGHUP was sent (log latency only makes it
+    /// later); an init that ignores the delay starts it within milliseconds.
+    fn the_restart_delay_separates_the_old_childs_exit_from_the_new_childs_start(init) {
+        let c = Scenario::new(&init)
+            .child(["testkit", "signals"])
+            .restart_signal("SIGHUP")
+            .init_args(["--restart-delay-ms".to_string(), RESTART_DELAY.as_millis().to_string()])
+            .start()
+            .await?;
+        let old = first_ready(&c).await?;
+        let sent = Instant::now();
+        c.kill("SIGHUP").await?;
+        let new = c.fact_within("ready", 2, RESTART_DELAY + DELIVERY, |_| true).await?;
+        let waited = sent.elapsed();
+        let new = Ready::from_fact(&present(&c, new, format_args!("no new child within {:?} of SIGHUP", RESTART_DELAY + DELIVERY)).await?)?;
+        init.record("restart_delay_observed_ms", waited.as_secs_f64() * 1000.0, "ms");
+        let old_seen = c.report().await?.signal_names(Some(old.pid))?;
+        check_in!(c, old_seen == ["SIGTERM"], "the old child saw {old_seen:?}, expected exactly [SIGTERM]");
+        check_in!(c, new.pid != old.pid, "the \"new\" child has the old pid {}", old.pid);
+        check_in!(
+            c,
+            waited >= RESTART_DELAY.mul_f64(0.9),
+            "the new child started {waited:?} after SIGHUP, before the {RESTART_DELAY:?} restart delay"
+        );
+        check_in!(c, c.state().await?.running, "the container stopped after the delayed restart");
+        Ok(())
+    }
+}
+
+/// Prints the script's arguments as one fact (comma-separated), then becomes the signal logger.
+const ARGS_SCRIPT: &str = "IFS=,; echo \"argv count=$# list=$*\"; exec testkit signals\n";
+
+scenario! {
+    /// scinit's options stop at COMMAND (README "Command line"): in
+    /// `scinit --restart-signal SIGHUP sh /tmp/args.sh --restart-signal SIGUSR1
+    /// --graceful-timeout-secs 0 -- --version`, everything after `sh` is the child's, verbatim,
+    /// the `--` included, and SIGHUP still restarts the child. An init that keeps parsing after
+    /// COMMAND takes the child's flags as its own (SIGUSR1 becomes the restart signal) and the
+    /// `--` as its own separator.
+    fn hyphenated_arguments_after_the_command_reach_the_child_verbatim(init) {
+        let c = Scenario::new(&init)
+            .with_file("/tmp/args.sh", ARGS_SCRIPT)
+            .restart_signal("SIGHUP")
+            .init_args(["sh", "/tmp/args.sh", "--restart-signal", "SIGUSR1", "--graceful-timeout-secs", "0"])
+            .child(["--version"])
+            .start()
+            .await?;
+        let argv = c.wait_for_fact("argv", 1, DELIVERY, |_| true).await?;
+        let expected = "--restart-signal,SIGUSR1,--graceful-timeout-secs,0,--,--version";
+        check_in!(c, argv.get("list") == Some(expected), "the child got `{argv}`, expected list={expected} (count=6)");
+        let old = first_ready(&c).await?;
+        c.kill("SIGHUP").await?;
+        let new = c.fact_within("ready", 2, DELIVERY, |_| true).await?;
+        let new = Ready::from_fact(&present(&c, new, "SIGHUP did not restart the child: the child's --restart-signal was taken as scinit's").await?)?;
+        check_in!(c, new.pid != old.pid, "the \"new\" child has the old pid {}", old.pid);
+        let old_seen = c.report().await?.signal_names(Some(old.pid))?;
+        check_in!(c, old_seen == ["SIGTERM"], "the old child saw {old_seen:?}, expected exactly [SIGTERM] (a restart)");
+        Ok(())
+    }
+}
