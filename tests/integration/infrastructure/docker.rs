@@ -352,18 +352,7 @@ pub struct ExecOutput {
 
 pub async fn exec(docker: &Docker, id: &str, argv: &[&str]) -> Result<ExecOutput> {
     let what = || format!("exec {argv:?} in container {}", short(id));
-    let created = docker
-        .create_exec(
-            id,
-            CreateExecOptions {
-                cmd: Some(argv.iter().map(|s| s.to_string()).collect::<Vec<String>>()),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
-        .with_context(what)?;
+    let created = create_exec(docker, id, argv, true).await.with_context(what)?;
     let mut out = ExecOutput { code: -1, stdout: Vec::new(), stderr: Vec::new() };
     if let StartExecResults::Attached { mut output, .. } =
         docker.start_exec(&created.id, None).await.with_context(what)?
@@ -388,20 +377,26 @@ pub async fn exec(docker: &Docker, id: &str, argv: &[&str]) -> Result<ExecOutput
     Ok(out)
 }
 
+async fn create_exec(
+    docker: &Docker,
+    id: &str,
+    argv: &[&str],
+    attach: bool,
+) -> Result<bollard::exec::CreateExecResults, bollard::errors::Error> {
+    let options = CreateExecOptions {
+        cmd: Some(argv.iter().map(|s| s.to_string()).collect::<Vec<String>>()),
+        attach_stdout: Some(attach),
+        attach_stderr: Some(attach),
+        ..Default::default()
+    };
+    docker.create_exec(id, options).await
+}
+
 /// Starts `argv` with `docker exec -d`: it keeps running as a process whose parent is outside
 /// the container (PPid 0 inside), as `docker exec` and HEALTHCHECK processes are.
 pub async fn exec_detached(docker: &Docker, id: &str, argv: &[&str]) -> Result<()> {
     let what = || format!("exec -d {argv:?} in container {}", short(id));
-    let created = docker
-        .create_exec(
-            id,
-            CreateExecOptions {
-                cmd: Some(argv.iter().map(|s| s.to_string()).collect::<Vec<String>>()),
-                ..Default::default()
-            },
-        )
-        .await
-        .with_context(what)?;
+    let created = create_exec(docker, id, argv, false).await.with_context(what)?;
     let options = bollard::exec::StartExecOptions { detach: true, tty: false, output_capacity: None };
     docker.start_exec(&created.id, Some(options)).await.with_context(what)?;
     Ok(())

@@ -2,7 +2,8 @@
 //! tables of `make docker-test`: the scenario × init verdict matrix, and every recorded figure
 //! (with the restart table for the downtime scenarios).
 //!
-//! Usage: `scinit-report [RESULTS_DIR]` (default `target/test-results`). Exit 0 when every
+//! Usage: `scinit-report [RESULTS_DIR]` (default `target/test-results`). With
+//! `SCINIT_TEST_SESSION` set, only that run's records count. Exit 0 when every
 //! verdict is acceptable, 1 when any is FAIL / UNEXPECTED-PASS / ERROR, 2 when the records
 //! cannot be read.
 
@@ -37,7 +38,9 @@ fn main() -> ExitCode {
 fn run(dir: &Path) -> Result<bool, String> {
     let path = dir.join("records.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let records = parse_records(&text)?;
+    let session = std::env::var("SCINIT_TEST_SESSION").unwrap_or_default();
+    let records: Vec<Value> =
+        parse_records(&text)?.into_iter().filter(|r| session.is_empty() || str_of(r, "session") == session).collect();
     let results = json!({ "records": records, "matrix": matrix_json(&records) });
     let out = dir.join("results.json");
     let pretty = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
