@@ -84,6 +84,8 @@ scenario_table! {
     /// Reproduces catatonit#5: a child exiting 127 made catatonit hang (it took 127 for "status
     /// unknown"); the container must exit 127 at once.
     exit_code_127_is_passed_through => ExitCase { child: &["testkit", "exit-with", "127"], code: 127 },
+    /// Codes above 128 are the child's own too, not only signal deaths.
+    exit_code_200_is_passed_through => ExitCase { child: &["testkit", "exit-with", "200"], code: 200 },
     exit_code_255_is_passed_through => ExitCase { child: &["testkit", "exit-with", "255"], code: 255 },
     /// Death by a signal is 128+N (dumb-init reported 0 before PR #60).
     death_by_sigterm_gives_exit_code_143 => ExitCase { child: &["testkit", "exit-with", "signal:TERM"], code: 143 },
@@ -457,6 +459,42 @@ scenario! {
         let seen: Vec<String> =
             stale.iter().filter_map(|k| i.env(k).map(|v| format!("{k}={v}"))).collect();
         check_in!(c, seen.is_empty(), "the child still sees {seen:?}");
+        Ok(())
+    }
+}
+
+scenario! {
+    /// Signals the init inherited as ignored (a real-time one among them) are not the child's
+    /// business: it starts with default dispositions. tini and catatonit keep them ignored
+    /// (peer-inits.md §4 row 12).
+    fn signals_ignored_by_the_inits_parent_are_default_again_in_the_child(init) {
+        let (c, i) = inspect(Scenario::new(&init).under_script("/scripts/lifecycle_odd_inheritance.sh")).await?;
+        check_in!(c, mask_is_empty(&i.sigign), "the child starts with signals {:?} ignored (SigIgn {}): the init passed on what its parent ignored", signals_in(&i.sigign), i.sigign);
+        Ok(())
+    }
+}
+
+scenario! {
+    /// The environment passes through byte for byte: a value that is not UTF-8 reaches the child
+    /// unchanged (the inspector reports it in hex).
+    fn an_environment_value_that_is_not_utf8_reaches_the_child_unchanged(init) {
+        let (c, i) = inspect(Scenario::new(&init).under_script("/scripts/lifecycle_odd_inheritance.sh")).await?;
+        let raw = i.env("TESTKIT_RAW_hex");
+        check_in!(c, raw == Some("61ff62"), "the child saw TESTKIT_RAW as {:?} (hex {raw:?}), expected the bytes 61 ff 62", i.env("TESTKIT_RAW"));
+        Ok(())
+    }
+}
+
+scenario! {
+    /// While the init waits out the grace period for a child that is still finishing, other
+    /// signals still reach that child.
+    fn signals_still_reach_a_child_that_is_finishing_after_sigterm(init) {
+        let c = Scenario::new(&init).grace(secs(20)).child(["testkit", "signals", "--on", "TERM=log"]).start().await?;
+        c.kill("SIGTERM").await?;
+        c.wait_for_fact("signal", 1, secs(5), |f| f.get("name") == Some("SIGTERM")).await?;
+        c.kill("SIGUSR1").await?;
+        let usr1 = c.fact_within("signal", 1, secs(5), |f| f.get("name") == Some("SIGUSR1")).await?;
+        check_in!(c, usr1.is_some(), "SIGUSR1 sent during the shutdown's grace period never reached the child");
         Ok(())
     }
 }
