@@ -201,7 +201,24 @@ pub async fn ensure_image(docker: &Docker, fs: &RootFs) -> Result<String> {
             Ok::<_, anyhow::Error>(tag)
         })
         .await?;
+    record_use(tag)?;
     Ok(tag.clone())
+}
+
+/// Appends `tag` to `images-used.txt` in the results directory: at the end of a run,
+/// `tests/run-suite` removes every suite image the run did not use, so the cache holds the
+/// current content and nothing stale.
+fn record_use(tag: &str) -> Result<()> {
+    use std::io::Write;
+    let dir = super::results::results_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("images-used.txt");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(file, "{tag}").with_context(|| format!("writing {}", path.display()))
 }
 
 async fn build(docker: &Docker, fs: &RootFs, recipe: &str, tag: &str) -> Result<()> {
