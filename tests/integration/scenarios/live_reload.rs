@@ -1,4 +1,4 @@
-//! Live reload (`--live-reload --watch-path P --debounce-ms D`, `issues show 2` §7): a change in
+//! Live reload (`--live-reload --watch-path P --debounce-ms D`, README "Live reload"): a change in
 //! the watched path restarts the child on the same sockets, once per quiet period (trailing
 //! debounce), and the restarted child sees the *last* write. The file is watched through its
 //! directory, so an atomic replace (write a temporary, rename it over the file) is seen, and so

@@ -1,7 +1,7 @@
 //! Sockets: the init binds the ports, the child serves them, and the host reaches them through
 //! ports published on 127.0.0.1 (or the host network), with an application-level round trip.
 //!
-//! scinit's contract (`issues show 2` §6–7): each port is bound once, at fds 3.. in `--ports`
+//! scinit's contract (README, "Socket activation contract" and "Restarts"): each port is bound once, at fds 3.. in `--ports`
 //! order, with `LISTEN_FDS`, `LISTEN_PID` (the child's own pid), `LISTEN_FDNAMES` and
 //! `SCINIT_INHERITED_FDS`; a restart stops the old child and starts a new one on the *same*
 //! sockets, so connections arriving meanwhile wait in the kernel backlog instead of being
