@@ -77,11 +77,15 @@ fn wait(supervisor: &Supervisor, ctx: &mut Context<'_>, events: &mut VecDeque<Ev
         }
     };
     let (signals_ready, files_ready) = {
-        let mut fds = vec![PollFd::new(ctx.signals.as_fd(), PollFlags::POLLIN)];
-        if let Some(watcher) = &ctx.watcher {
-            fds.push(PollFd::new(watcher.fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, timeout) {
+        // A fixed pair, the watcher's slot used only when there is one: no allocation per wake-up.
+        let signals = ctx.signals.as_fd();
+        let watched = ctx.watcher.as_ref().map(Watcher::fd);
+        let mut fds = [
+            PollFd::new(signals, PollFlags::POLLIN),
+            PollFd::new(watched.unwrap_or(signals), PollFlags::POLLIN),
+        ];
+        let polled = if watched.is_some() { &mut fds[..] } else { &mut fds[..1] };
+        match poll(polled, timeout) {
             Ok(_) => {}
             Err(Errno::EINTR) => return,
             Err(errno) => {
@@ -90,7 +94,7 @@ fn wait(supervisor: &Supervisor, ctx: &mut Context<'_>, events: &mut VecDeque<Ev
             }
         }
         let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
-        (ready(&fds[0]), fds.get(1).is_some_and(ready))
+        (ready(&fds[0]), watched.is_some() && ready(&fds[1]))
     };
     if signals_ready {
         read_signals(&ctx.signals, events);

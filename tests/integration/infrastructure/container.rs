@@ -8,7 +8,7 @@ use bollard::Docker;
 use testcontainers::{ContainerAsync, GenericImage};
 
 use super::docker::{self, ExecOutput, Logs, State};
-use crate::utils::child_report::{ChildReport, Fact, Proc};
+use crate::utils::child_report::{ChildReport, Fact, Proc, Ready};
 
 /// How a container ended, as Docker reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,29 +242,32 @@ impl InitContainer {
         }
     }
 
-    /// Waits for the `n`-th (1-based) fact of `kind` for which `matches` holds.
+    /// Waits for the `n`-th (1-based) fact of `kind` for which `matches` holds; its absence is a
+    /// harness error that carries the container's story.
     pub async fn wait_for_fact(
         &self,
         kind: &str,
         n: usize,
         within: Duration,
-        mut matches: impl FnMut(&Fact) -> bool,
+        matches: impl FnMut(&Fact) -> bool,
     ) -> Result<Fact> {
-        let mut seen = 0;
-        let what = format!("fact #{n} of kind `{kind}`");
-        let line = self
-            .wait_for_line(&what, within, |line| {
-                let hit = Fact::parse(line).is_some_and(|f| f.kind == kind && matches(&f));
-                seen += usize::from(hit);
-                hit && seen == n
-            })
-            .await?;
-        Fact::parse(&line).ok_or_else(|| anyhow!("unparsable fact line {line}"))
+        match self.fact_within(kind, n, within, matches).await? {
+            Some(fact) => Ok(fact),
+            None => bail!(
+                "fact #{n} of kind `{kind}` did not appear within {within:?}, or the container stopped first\n{}",
+                self.evidence().await
+            ),
+        }
     }
 
-    /// Like [`wait_for_fact`](Self::wait_for_fact), but `None` when the fact has not appeared
-    /// within `within` or the container stopped without it: for evidence whose absence is the
-    /// finding (a deviation to judge), not a harness error.
+    /// The child's handshake: its first `ready` line.
+    pub async fn first_ready(&self) -> Result<Ready> {
+        Ready::from_fact(&self.wait_for_fact("ready", 1, Duration::from_secs(5), |_| true).await?)
+    }
+
+    /// The `n`-th (1-based) fact of `kind` for which `matches` holds, or `None` when it has not
+    /// appeared within `within` or the container stopped without it: for evidence whose absence
+    /// is the finding (a deviation to judge), not a harness error.
     pub async fn fact_within(
         &self,
         kind: &str,

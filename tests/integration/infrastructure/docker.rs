@@ -228,22 +228,31 @@ pub struct Logs {
     pub stderr: Vec<String>,
 }
 
+impl Logs {
+    fn push(&mut self, (stream, line): (Stream, String)) {
+        match stream {
+            Stream::Stdout => self.stdout.push(line),
+            Stream::Stderr => self.stderr.push(line),
+        }
+    }
+}
+
 /// Reassembles log chunks into lines: Docker may split a line across chunks.
 #[derive(Default)]
-pub struct LineSplitter {
+struct LineSplitter {
     partial_out: String,
     partial_err: String,
 }
 
 #[derive(Clone, Copy)]
-pub enum Stream {
+enum Stream {
     Stdout,
     Stderr,
 }
 
 impl LineSplitter {
     /// Feeds one chunk; returns the complete lines it finished, with their stream.
-    pub fn feed(&mut self, chunk: bollard::container::LogOutput) -> Vec<(Stream, String)> {
+    fn feed(&mut self, chunk: bollard::container::LogOutput) -> Vec<(Stream, String)> {
         use bollard::container::LogOutput;
         let (stream, message, partial) = match chunk {
             LogOutput::StdOut { message } | LogOutput::Console { message } => {
@@ -262,7 +271,7 @@ impl LineSplitter {
     }
 
     /// The unterminated tails, once the stream has ended.
-    pub fn finish(self) -> Vec<(Stream, String)> {
+    fn finish(self) -> Vec<(Stream, String)> {
         let mut rest = Vec::new();
         if !self.partial_out.is_empty() {
             rest.push((Stream::Stdout, self.partial_out));
@@ -276,18 +285,22 @@ impl LineSplitter {
 
 /// The logs so far (all runs of the container, in order).
 pub async fn logs(docker: &Docker, id: &str) -> Result<Logs> {
-    let mut stream = docker.logs(id, Some(LogsOptionsBuilder::default().stdout(true).stderr(true).build()));
+    let stream = docker.logs(id, Some(LogsOptionsBuilder::default().stdout(true).stderr(true).build()));
+    collect_lines(stream, || format!("read logs of container {}", short(id))).await
+}
+
+/// Reads a finite stream of output chunks (logs, an exec's output) into stdout and stderr lines.
+async fn collect_lines(
+    stream: impl futures::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>>,
+    what: impl Fn() -> String,
+) -> Result<Logs> {
+    let mut stream = std::pin::pin!(stream);
     let mut splitter = LineSplitter::default();
     let mut logs = Logs::default();
-    let mut push = |(stream, line): (Stream, String)| match stream {
-        Stream::Stdout => logs.stdout.push(line),
-        Stream::Stderr => logs.stderr.push(line),
-    };
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.with_context(|| format!("read logs of container {}", short(id)))?;
-        splitter.feed(chunk).into_iter().for_each(&mut push);
+        splitter.feed(chunk.with_context(&what)?).into_iter().for_each(|line| logs.push(line));
     }
-    splitter.finish().into_iter().for_each(push);
+    splitter.finish().into_iter().for_each(|line| logs.push(line));
     Ok(logs)
 }
 
@@ -362,28 +375,12 @@ pub struct ExecOutput {
 pub async fn exec(docker: &Docker, id: &str, argv: &[&str]) -> Result<ExecOutput> {
     let what = || format!("exec {argv:?} in container {}", short(id));
     let created = create_exec(docker, id, argv, true).await.with_context(what)?;
-    let mut out = ExecOutput { code: -1, stdout: Vec::new(), stderr: Vec::new() };
-    if let StartExecResults::Attached { mut output, .. } =
-        docker.start_exec(&created.id, None).await.with_context(what)?
-    {
-        let mut splitter = LineSplitter::default();
-        while let Some(chunk) = output.next().await {
-            for (stream, line) in splitter.feed(chunk.with_context(what)?) {
-                match stream {
-                    Stream::Stdout => out.stdout.push(line),
-                    Stream::Stderr => out.stderr.push(line),
-                }
-            }
-        }
-        for (stream, line) in splitter.finish() {
-            match stream {
-                Stream::Stdout => out.stdout.push(line),
-                Stream::Stderr => out.stderr.push(line),
-            }
-        }
-    }
-    out.code = docker.inspect_exec(&created.id).await.with_context(what)?.exit_code.unwrap_or(-1);
-    Ok(out)
+    let output = match docker.start_exec(&created.id, None).await.with_context(what)? {
+        StartExecResults::Attached { output, .. } => collect_lines(output, what).await?,
+        StartExecResults::Detached => Logs::default(),
+    };
+    let code = docker.inspect_exec(&created.id).await.with_context(what)?.exit_code.unwrap_or(-1);
+    Ok(ExecOutput { code, stdout: output.stdout, stderr: output.stderr })
 }
 
 async fn create_exec(

@@ -38,20 +38,23 @@ pub fn free_port() -> Result<u16> {
 pub async fn request(addr: SocketAddr, line: &str, timeout: Duration) -> Result<Reply> {
     let start = Instant::now();
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.context("connect")?;
-        stream.write_all(format!("{line}\n").as_bytes()).await.context("send")?;
-        let mut reader = BufReader::new(stream);
-        let mut answer = String::new();
-        let n = reader.read_line(&mut answer).await.context("receive")?;
-        if n == 0 {
-            bail!("connection closed without a reply");
-        }
-        parse_echo(answer.trim_end(), line)
+        let stream = TcpStream::connect(addr).await.context("connect")?;
+        echo_exchange(&mut BufReader::new(stream), line).await
     };
     let pid = tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| anyhow!("no reply within {timeout:?}"))??;
     Ok(Reply { pid, latency: start.elapsed() })
+}
+
+/// Sends `line` and reads the echo server's answer to it on an open connection; the serving pid.
+async fn echo_exchange(stream: &mut BufReader<TcpStream>, line: &str) -> Result<i32> {
+    stream.get_mut().write_all(format!("{line}\n").as_bytes()).await.context("send")?;
+    let mut answer = String::new();
+    if stream.read_line(&mut answer).await.context("receive")? == 0 {
+        bail!("connection closed without a reply");
+    }
+    parse_echo(answer.trim_end(), line)
 }
 
 fn parse_echo(answer: &str, sent: &str) -> Result<i32> {
@@ -97,15 +100,7 @@ impl Session {
     /// Sends `line` on this connection and requires its echo.
     pub async fn echo(&mut self, line: &str) -> Result<Reply> {
         let start = Instant::now();
-        let exchange = async {
-            self.stream.get_mut().write_all(format!("{line}\n").as_bytes()).await.context("send")?;
-            let mut answer = String::new();
-            if self.stream.read_line(&mut answer).await.context("receive")? == 0 {
-                bail!("connection closed without a reply");
-            }
-            parse_echo(answer.trim_end(), line)
-        };
-        let pid = tokio::time::timeout(self.timeout, exchange)
+        let pid = tokio::time::timeout(self.timeout, echo_exchange(&mut self.stream, line))
             .await
             .map_err(|_| anyhow!("no reply within {:?}", self.timeout))??;
         Ok(Reply { pid, latency: start.elapsed() })

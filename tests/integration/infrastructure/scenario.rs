@@ -20,7 +20,7 @@ use super::expectations::{self, Expect, Observed, Verdict};
 use super::image::{ensure_image, RootFs};
 use super::init_profile::{InitProfile, Intent, Launch, LiveReload, Unsupported};
 use super::results::{self, Measurement, Record};
-use crate::static_build::static_binaries;
+use crate::static_build::{static_binaries, StaticBinaries};
 
 /// How long one scenario may take before the harness calls it hung.
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
@@ -297,9 +297,7 @@ impl Scenario {
             launch.cmd.splice(0..0, ["/bin/sh".to_string(), script.clone()]);
         }
         let docker = suite_docker().await?;
-        let binaries = tokio::task::spawn_blocking(|| static_binaries().cloned())
-            .await?
-            .map_err(|e| anyhow!(e))?;
+        let binaries = built_binaries().await?;
         let mut fs = RootFs::standard(&binaries.testkit)?;
         if let Some(binary) = &profile.binary {
             fs.host_program("/init", binary)?;
@@ -462,6 +460,12 @@ fn container_name(scenario: &str) -> String {
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let short: String = scenario.chars().take(40).collect();
     format!("scinit-test-{short}-{}-{n}", std::process::id())
+}
+
+/// The static binaries of this tree (scinit, testkit, broken-init), built on first use; the
+/// build blocks, so it runs off the async threads.
+pub async fn built_binaries() -> Result<StaticBinaries> {
+    tokio::task::spawn_blocking(|| static_binaries().cloned()).await?.map_err(|e| anyhow!(e))
 }
 
 /// A Docker client for this test's runtime, after the once-per-process leftover sweep.

@@ -11,14 +11,8 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use crate::infrastructure::{Deviation, Exit, Init, InitContainer, Scenario};
-use crate::utils::child_report::{mask_is_empty, Inspection, Proc, Ready};
+use crate::utils::child_report::{mask_is_empty, Inspection, Proc};
 use crate::utils::wait::{self, millis, secs, Polled};
-
-/// The first handshake: the main child as the init started it.
-async fn first_ready(c: &InitContainer) -> Result<Ready> {
-    let fact = c.wait_for_fact("ready", 1, secs(5), |_| true).await?;
-    Ready::from_fact(&fact)
-}
 
 /// The exit within `within`; still running then is a deviation (a hung init), not a harness
 /// error.
@@ -134,7 +128,7 @@ scenario! {
     /// can then target the child's whole job without ever hitting the init.
     fn child_leads_a_new_process_group(init) {
         let c = Scenario::new(&init).child(["testkit", "signals"]).start().await?;
-        let ready = first_ready(&c).await?;
+        let ready = c.first_ready().await?;
         let init_pgid = c.processes().await?.iter().find(|p| p.pid == 1).map(|p| p.pgid);
         check_in!(c, ready.pgid == ready.pid, "the child (pid {}) is in process group {}, not its own", ready.pid, ready.pgid);
         check_in!(c, init_pgid != Some(ready.pgid), "the child shares the init's process group {}", ready.pgid);
@@ -541,7 +535,7 @@ scenario! {
     /// the container with the child's status.
     fn docker_pause_and_unpause_leave_the_init_working(init) {
         let c = Scenario::new(&init).child(["testkit", "signals"]).start().await?;
-        let child = first_ready(&c).await?.pid;
+        let child = c.first_ready().await?.pid;
         c.pause().await?;
         let frozen = c.state().await?;
         c.unpause().await?;
@@ -565,7 +559,7 @@ scenario! {
     /// one, so the init keeps waiting; after SIGCONT signals reach the same child again.
     fn stopped_and_continued_child_keeps_the_init_waiting(init) {
         let c = Scenario::new(&init).child(["testkit", "signals"]).start().await?;
-        let child = first_ready(&c).await?.pid;
+        let child = c.first_ready().await?.pid;
         let state_of = |wanted: bool| {
             let c = &c;
             move || async move {
@@ -606,7 +600,7 @@ scenario! {
             .await?;
         let daemon = made_pid(&c, "daemon").await?;
         c.wait_for_fact("orphans", 1, secs(5), |_| true).await?;
-        let init_pid = first_ready(&c).await?.ppid;
+        let init_pid = c.first_ready().await?.ppid;
         let procs = c.processes().await?;
         if procs.iter().find(|p| p.pid == 1).map(|p| p.comm.as_str()) != Some("sh") || init_pid == 1 {
             bail!("the shell is not PID 1 above the init (pid {init_pid}): {procs:?}");

@@ -46,11 +46,6 @@ async fn present<T>(c: &InitContainer, value: Option<T>, what: impl std::fmt::Di
     }
 }
 
-/// The handshake of the first child.
-async fn first_ready(c: &InitContainer) -> Result<Ready> {
-    Ready::from_fact(&c.wait_for_fact("ready", 1, secs(5), |_| true).await?)
-}
-
 fn named(name: &str) -> impl Fn(&Fact) -> bool + '_ {
     move |f| f.get("name") == Some(name)
 }
@@ -157,7 +152,7 @@ scenario_table! {
 /// child are still there: a later, different signal reaches the same pid and the container runs.
 async fn forwarded_signal_case(init: Init, signal: &'static str) -> Result<()> {
     let c = Scenario::new(&init).child(["testkit", "signals"]).start().await?;
-    let child = first_ready(&c).await?;
+    let child = c.first_ready().await?;
     let name = logged_name(signal);
     let later_name = if name == "SIGUSR1" { "SIGUSR2" } else { "SIGUSR1" };
     c.kill(signal).await?;
@@ -231,7 +226,7 @@ scenario! {
     /// bit per signal would merge them.
     fn a_burst_of_distinct_signals_all_arrive_and_realtime_ones_are_not_merged(init) {
         let c = Scenario::new(&init).child(["testkit", "signals"]).start().await?;
-        let child = first_ready(&c).await?;
+        let child = c.first_ready().await?;
         let burst = c.exec(&["/bin/sh", "-c", BURST]).await?;
         if burst.code != 0 {
             bail!("the burst inside the container failed ({}): {:?}", burst.code, burst.stderr);
@@ -256,7 +251,7 @@ scenario! {
     /// init do that without `-g`).
     fn sigusr1_reaches_every_process_in_a_non_exec_shell_wrappers_group(init) {
         let c = Scenario::new(&init).child(["/scripts/group_usr1.sh"]).start().await?;
-        let logger = first_ready(&c).await?;
+        let logger = c.first_ready().await?;
         c.kill("SIGUSR1").await?;
         let shell = c.fact_within("shell-signal", 1, DELIVERY, named("SIGUSR1")).await?;
         present(&c, shell, "the wrapper shell itself never logged SIGUSR1: nothing was forwarded").await?;
@@ -280,7 +275,7 @@ scenario! {
     /// too. It then dies of SIGINT, the shell follows, and the container exits 130.
     fn sigint_reaches_the_program_a_non_exec_shell_wrapper_waits_for(init) {
         let c = Scenario::new(&init).child(["sh", "-c", "testkit signals; exit $?"]).start().await?;
-        let program = first_ready(&c).await?;
+        let program = c.first_ready().await?;
         c.kill("SIGINT").await?;
         let exit = c.exit_within(WELL_INSIDE).await?;
         let seen = c.report().await?.signal_names(Some(program.pid))?;
@@ -422,7 +417,7 @@ scenario! {
     /// new one; the init survives and forwards to the new child.
     fn sighup_restarts_the_child_with_a_new_pid_and_the_init_survives(init) {
         let c = Scenario::new(&init).child(["testkit", "signals"]).restart_signal("SIGHUP").start().await?;
-        let old = first_ready(&c).await?;
+        let old = c.first_ready().await?;
         c.kill("SIGHUP").await?;
         let new = c.fact_within("ready", 2, DELIVERY, |_| true).await?;
         let new = Ready::from_fact(&present(&c, new, format_args!("no new child started within {DELIVERY:?} of SIGHUP")).await?)?;
@@ -471,7 +466,7 @@ scenario! {
     /// load loses some of those.
     fn a_signal_storm_leaves_the_init_responsive_and_loses_no_queued_signal(init) {
         let c = Scenario::new(&init).child(["testkit", "signals"]).start().await?;
-        let child = first_ready(&c).await?;
+        let child = c.first_ready().await?;
         let storm = c.exec(&["/bin/sh", "-c", STORM]).await?;
         if storm.code != 0 {
             bail!("the storm inside the container failed ({}): {:?}", storm.code, storm.stderr);
@@ -512,7 +507,7 @@ scenario! {
             .restart_signal("SIGHUP")
             .start()
             .await?;
-        let old = first_ready(&c).await?;
+        let old = c.first_ready().await?;
         c.kill("SIGHUP").await?;
         // The old child's SIGTERM line: the restart has begun and is waiting for it to exit.
         c.wait_for_fact("signal", 1, DELIVERY, named("SIGTERM")).await?;
@@ -545,7 +540,7 @@ scenario! {
             .init_args(["--restart-delay-ms".to_string(), RESTART_DELAY.as_millis().to_string()])
             .start()
             .await?;
-        let old = first_ready(&c).await?;
+        let old = c.first_ready().await?;
         let sent = Instant::now();
         c.kill("SIGHUP").await?;
         let new = c.fact_within("ready", 2, RESTART_DELAY + DELIVERY, |_| true).await?;
@@ -586,7 +581,7 @@ scenario! {
         let argv = c.wait_for_fact("argv", 1, DELIVERY, |_| true).await?;
         let expected = "--restart-signal,SIGUSR1,--graceful-timeout-secs,0,--,--version";
         check_in!(c, argv.get("list") == Some(expected), "the child got `{argv}`, expected list={expected} (count=6)");
-        let old = first_ready(&c).await?;
+        let old = c.first_ready().await?;
         c.kill("SIGHUP").await?;
         let new = c.fact_within("ready", 2, DELIVERY, |_| true).await?;
         let new = Ready::from_fact(&present(&c, new, "SIGHUP did not restart the child: the child's --restart-signal was taken as scinit's").await?)?;

@@ -11,13 +11,12 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 
 use crate::infrastructure::expectations::Observed;
-use crate::infrastructure::scenario::observe;
+use crate::infrastructure::scenario::{built_binaries, observe};
 use crate::infrastructure::{Init, InitKind, InitProfile};
 use crate::scenarios::{process_lifecycle, signal_handling, socket_inheritance};
-use crate::static_build::static_binaries;
 
 /// A scenario body, boxed so that rows of a table can hold different ones.
 type Body = fn(Init) -> Pin<Box<dyn Future<Output = Result<()>>>>;
@@ -33,61 +32,38 @@ struct Power {
     names: &'static str,
 }
 
-const NO_REAP: Power = Power {
-    defect: "no-reap",
-    scenario: "orphans_from_docker_exec_are_reaped",
-    body: |init| Box::pin(process_lifecycle::orphans_from_docker_exec_are_reaped::body(init)),
-    names: "zombie",
-};
+/// A row: the scenario's id is its test name, taken from the path of its body.
+macro_rules! power {
+    ($defect:literal, $module:ident :: $scenario:ident, $names:literal) => {
+        Power {
+            defect: $defect,
+            scenario: stringify!($scenario),
+            body: |init| Box::pin($module::$scenario::body(init)),
+            names: $names,
+        }
+    };
+}
 
-const EXIT_ZERO: Power = Power {
-    defect: "exit-zero",
-    scenario: "exit_code_3_is_passed_through",
-    body: |init| Box::pin(process_lifecycle::exit_code_3_is_passed_through::body(init)),
-    names: "exit code 0, expected 3",
-};
+const NO_REAP: Power = power!("no-reap", process_lifecycle::orphans_from_docker_exec_are_reaped, "zombie");
 
-const CHILD_PID_ONLY: Power = Power {
-    defect: "child-pid-only",
-    scenario: "sigusr1_reaches_every_process_in_a_non_exec_shell_wrappers_group",
-    body: |init| Box::pin(signal_handling::sigusr1_reaches_every_process_in_a_non_exec_shell_wrappers_group::body(init)),
-    names: "only the shell got it",
-};
+const EXIT_ZERO: Power = power!("exit-zero", process_lifecycle::exit_code_3_is_passed_through, "exit code 0, expected 3");
 
-const LATE_BLOCK: Power = Power {
-    defect: "late-block",
-    scenario: "an_early_sigterm_right_after_start_is_never_lost",
-    body: |init| Box::pin(signal_handling::an_early_sigterm_right_after_start_is_never_lost::body(init)),
-    names: "SIGTERM lost",
-};
+const CHILD_PID_ONLY: Power = power!("child-pid-only", signal_handling::sigusr1_reaches_every_process_in_a_non_exec_shell_wrappers_group, "only the shell got it");
 
-const REBIND: Power = Power {
-    defect: "rebind",
-    scenario: "one_port_is_inherited_at_fd_3_with_the_activation_variables_on_ipv4",
-    body: |init| Box::pin(socket_inheritance::one_port_is_inherited_at_fd_3_with_the_activation_variables_on_ipv4::body(init)),
-    names: "re-created across the restart",
-};
+const LATE_BLOCK: Power = power!("late-block", signal_handling::an_early_sigterm_right_after_start_is_never_lost, "SIGTERM lost");
 
-const NO_FORWARD: Power = Power {
-    defect: "no-forward",
-    scenario: "sigusr2_is_forwarded_and_the_init_survives",
-    body: |init| Box::pin(signal_handling::sigusr2_is_forwarded_and_the_init_survives::body(init)),
-    names: "never logged SIGUSR2",
-};
+const REBIND: Power = power!("rebind", socket_inheritance::one_port_is_inherited_at_fd_3_with_the_activation_variables_on_ipv4, "re-created across the restart");
 
-const KILL_ALL_AT_EXIT: Power = Power {
-    defect: "kill-all-at-exit",
-    scenario: "double_forked_daemon_gets_sigterm_and_finishes_before_the_container_exits",
-    body: |init| Box::pin(process_lifecycle::double_forked_daemon_gets_sigterm_and_finishes_before_the_container_exits::body(init)),
-    names: "never got SIGTERM",
-};
+const NO_FORWARD: Power = power!("no-forward", signal_handling::sigusr2_is_forwarded_and_the_init_survives, "never logged SIGUSR2");
+
+const KILL_ALL_AT_EXIT: Power = power!("kill-all-at-exit", process_lifecycle::double_forked_daemon_gets_sigterm_and_finishes_before_the_container_exits, "never got SIGTERM");
 
 /// Every row, for the control.
 const ALL: [Power; 7] = [NO_REAP, EXIT_ZERO, CHILD_PID_ONLY, LATE_BLOCK, REBIND, NO_FORWARD, KILL_ALL_AT_EXIT];
 
 /// broken-init with `defect`, speaking scinit's command line.
 async fn broken_init(defect: &str) -> Result<InitProfile> {
-    let binaries = tokio::task::spawn_blocking(|| static_binaries().cloned()).await?.map_err(|e| anyhow!(e))?;
+    let binaries = built_binaries().await?;
     Ok(InitProfile::custom(InitKind::Scinit, binaries.broken_init, format!("broken-init:{defect}"))
         .with_env("BROKEN_INIT_DEFECT", defect))
 }
