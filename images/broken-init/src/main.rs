@@ -2,6 +2,11 @@
 //! time by `BROKEN_INIT_DEFECT`, so the suite can prove that it catches each defect
 //! (`images/README.md`, "broken-init"). With `none` it is a correct minimal init: the control.
 //!
+//! Nothing is shared with scinit: the small parts of scinit's logic it needs (option parsing, the
+//! blocked-signal set, exit codes) are written again here on purpose, because a bug in shared
+//! code would make the init and its control wrong in the same way, and the control could no
+//! longer reveal it.
+//!
 //! It accepts the subset of scinit's command line the suite uses and behaves like scinit:
 //! signals blocked first and read from a signalfd; the child in its own process group with
 //! default dispositions and an empty mask; signals forwarded to that group; every orphan reaped;
@@ -109,21 +114,16 @@ fn parse_args(args: Vec<OsString>) -> Result<Config, CliError> {
         let (name, value) = match text.split_once('=') {
             Some((name, value)) => (name.to_string(), value.to_string()),
             None => {
-                let value = args
-                    .next()
-                    .ok_or_else(|| usage(format!("option '{text}' needs a value")))?;
+                let value =
+                    args.next().ok_or_else(|| usage(format!("option '{text}' needs a value")))?;
                 (text, value.to_string_lossy().into_owned())
             }
         };
         match name.as_str() {
             "--ports" => {
                 for part in value.split(',') {
-                    let port = part
-                        .trim()
-                        .parse::<u16>()
-                        .ok()
-                        .filter(|p| *p != 0)
-                        .ok_or_else(|| {
+                    let port =
+                        part.trim().parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
                             usage(format!("--ports: '{part}' is not a port number (1-65535)"))
                         })?;
                     if config.ports.contains(&port) {
@@ -135,10 +135,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Config, CliError> {
             "--bind-addr" => {
                 let text = value.trim_start_matches('[').trim_end_matches(']');
                 config.bind_addr = text.parse().map_err(|_| {
-                    CliError(
-                        format!("--bind-addr '{value}' is not an IP address"),
-                        SETUP_ERROR,
-                    )
+                    CliError(format!("--bind-addr '{value}' is not an IP address"), SETUP_ERROR)
                 })?;
             }
             "--graceful-timeout-secs" => {
@@ -179,18 +176,12 @@ fn parse_signal(text: &str) -> Option<i32> {
     let upper = text.to_ascii_uppercase();
     let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
     if let Some(offset) = bare.strip_prefix("RTMIN") {
-        let offset = if offset.is_empty() {
-            0
-        } else {
-            offset.strip_prefix('+')?.parse::<i32>().ok()?
-        };
+        let offset =
+            if offset.is_empty() { 0 } else { offset.strip_prefix('+')?.parse::<i32>().ok()? };
         let signo = libc::SIGRTMIN() + offset;
         return (signo <= libc::SIGRTMAX()).then_some(signo);
     }
-    format!("SIG{bare}")
-        .parse::<Signal>()
-        .ok()
-        .map(|s| s as i32)
+    format!("SIG{bare}").parse::<Signal>().ok().map(|s| s as i32)
 }
 
 fn log(message: impl std::fmt::Display) {
@@ -525,9 +516,7 @@ impl Init {
         }
         match (self.phase, self.child) {
             (Phase::Restarting | Phase::Stopping, Some(child)) if !self.killed => {
-                log(format_args!(
-                    "child {child} still running after the grace period: SIGKILL"
-                ));
+                log(format_args!("child {child} still running after the grace period: SIGKILL"));
                 self.signal_child(child, libc::SIGKILL);
                 self.killed = true;
                 self.deadline = None;
@@ -548,12 +537,8 @@ impl Init {
     /// CLOEXEC pipe, which closes unread when the exec succeeds).
     fn spawn(&self) -> Result<Pid, i32> {
         let name = self.config.command[0].to_string_lossy().into_owned();
-        let argv: Vec<CString> = self
-            .config
-            .command
-            .iter()
-            .filter_map(|a| CString::new(a.as_bytes()).ok())
-            .collect();
+        let argv: Vec<CString> =
+            self.config.command.iter().filter_map(|a| CString::new(a.as_bytes()).ok()).collect();
         let (report_r, report_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| {
             log(format_args!("cannot start '{name}': {e}"));
             126
@@ -683,12 +668,7 @@ fn reset_signals() {
         restorer: usize,
         mask: u64,
     }
-    let action = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
+    let action = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
     for signo in 1..=libc::SIGRTMAX() {
         if signo != libc::SIGKILL && signo != libc::SIGSTOP {
             // SAFETY: a valid kernel sigaction, its size as the kernel expects (8-byte mask).
@@ -760,11 +740,7 @@ fn bind_all(addr: IpAddr, ports: &[u16]) -> Result<Vec<OwnedFd>, String> {
         .iter()
         .map(|&port| {
             let address = SocketAddr::new(addr, port);
-            let family = if address.is_ipv4() {
-                AddressFamily::Inet
-            } else {
-                AddressFamily::Inet6
-            };
+            let family = if address.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
             let bound =
                 socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).and_then(|fd| {
                     setsockopt(&fd, sockopt::ReuseAddr, &true)?;
@@ -782,9 +758,8 @@ fn bind_all(addr: IpAddr, ports: &[u16]) -> Result<Vec<OwnedFd>, String> {
 /// Empty when `/proc` is not this PID namespace's, so that nobody else is ever signalled.
 fn descendants() -> Vec<(i32, char)> {
     let own = std::process::id() as i32;
-    let proc_self = std::fs::read_link("/proc/self")
-        .ok()
-        .and_then(|p| p.to_str()?.parse::<i32>().ok());
+    let proc_self =
+        std::fs::read_link("/proc/self").ok().and_then(|p| p.to_str()?.parse::<i32>().ok());
     if proc_self != Some(own) {
         return Vec::new();
     }
@@ -818,11 +793,7 @@ fn descendants() -> Vec<(i32, char)> {
 
 /// Descendants that are not zombies.
 fn live_descendants() -> Vec<i32> {
-    descendants()
-        .into_iter()
-        .filter(|(_, state)| *state != 'Z')
-        .map(|(pid, _)| pid)
-        .collect()
+    descendants().into_iter().filter(|(_, state)| *state != 'Z').map(|(pid, _)| pid).collect()
 }
 
 fn signal_descendants(signo: i32) {
@@ -897,9 +868,7 @@ mod tests {
         assert_eq!(config.restart_signal, Some(libc::SIGHUP));
         assert_eq!(config.command, args(&["sleep", "--ports", "1"]));
         assert_eq!(
-            parse_args(args(&["--restart-signal", "none", "x"]))
-                .unwrap()
-                .restart_signal,
+            parse_args(args(&["--restart-signal", "none", "x"])).unwrap().restart_signal,
             None
         );
     }
@@ -915,11 +884,7 @@ mod tests {
             &["--live-reload", "x"],
             &["--ports"],
         ] {
-            assert_eq!(
-                parse_args(args(bad)).map_err(|e| e.1),
-                Err(USAGE_ERROR),
-                "{bad:?}"
-            );
+            assert_eq!(parse_args(args(bad)).map_err(|e| e.1), Err(USAGE_ERROR), "{bad:?}");
         }
         assert_eq!(
             parse_args(args(&["--bind-addr", "localhost", "x"])).map_err(|e| e.1),
@@ -949,10 +914,7 @@ mod tests {
 
     #[test]
     fn activation_variables_are_replaced() {
-        let inherited = vec![
-            ("LISTEN_FDS".into(), "9".into()),
-            ("PATH".into(), "/bin".into()),
-        ];
+        let inherited = vec![("LISTEN_FDS".into(), "9".into()), ("PATH".into(), "/bin".into())];
         let env: Vec<String> = child_env(inherited.clone().into_iter(), &[8080, 9090], 42)
             .iter()
             .map(|c| c.to_string_lossy().into_owned())

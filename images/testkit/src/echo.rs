@@ -24,9 +24,9 @@ use nix::sys::socket::{
 };
 use nix::unistd::{getpid, pipe2, read};
 
-use crate::report::{
-    fact, handshake, parse_num, signal_fact, unknown, Args, Context, Failure, SignalSet,
-};
+use crate::args::{parse_num, unknown, Args};
+use crate::protocol::{fact, handshake, signal_fact, Context, Failure};
+use crate::signal_state::SignalSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Term {
@@ -43,11 +43,7 @@ pub struct Options {
 }
 
 pub fn parse(mut args: Args) -> Result<Options, Failure> {
-    let mut options = Options {
-        listen: Vec::new(),
-        term: Term::Graceful,
-        drain_ms: 5000,
-    };
+    let mut options = Options { listen: Vec::new(), term: Term::Graceful, drain_ms: 5000 };
     while let Some(arg) = args.next_str()? {
         match arg.as_str() {
             "--listen" => {
@@ -135,11 +131,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 "no sockets: no LISTEN_FDS, no SCINIT_INHERITED_FDS, no --listen",
             ))
         }
-        Source::Listen => options
-            .listen
-            .iter()
-            .map(bind_listener)
-            .collect::<Result<Vec<_>, _>>()?,
+        Source::Listen => {
+            options.listen.iter().map(bind_listener).collect::<Result<Vec<_>, _>>()?
+        }
     };
 
     let mut mask = SigSet::empty();
@@ -166,11 +160,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     loop {
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
         if accepting {
-            fds.extend(
-                listeners
-                    .iter()
-                    .map(|l| PollFd::new(l.fd.as_fd(), PollFlags::POLLIN)),
-            );
+            fds.extend(listeners.iter().map(|l| PollFd::new(l.fd.as_fd(), PollFlags::POLLIN)));
         }
         match poll(&mut fds, PollTimeout::NONE) {
             Err(Errno::EINTR) => continue,
@@ -223,12 +213,7 @@ fn accept_all(
                 connections.push(std::thread::spawn(move || serve(conn, &stop, drain_ms)));
             }
             Err(Errno::EAGAIN | Errno::EINTR | Errno::ECONNABORTED) => return Ok(()),
-            Err(e) => {
-                return Err(Failure::internal(format!(
-                    "accept on {}: {e}",
-                    listener.addr
-                )))
-            }
+            Err(e) => return Err(Failure::internal(format!("accept on {}: {e}", listener.addr))),
         }
     }
 }
@@ -322,42 +307,23 @@ fn adopt(fd: RawFd) -> Result<Listener, Failure> {
     // SAFETY: the fd was handed to us by the init and nothing else in this process owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let flags = fcntl(&fd, FcntlArg::F_GETFL).context("fcntl F_GETFL")?;
-    fcntl(
-        &fd,
-        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
-    )
-    .context("fcntl F_SETFL")?;
-    Ok(Listener {
-        fd,
-        addr: addr.to_string(),
-        inherited: true,
-    })
+    fcntl(&fd, FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK))
+        .context("fcntl F_SETFL")?;
+    Ok(Listener { fd, addr: addr.to_string(), inherited: true })
 }
 
 /// Binds `addr` with SO_REUSEADDR only: no SO_REUSEPORT, so a port already taken makes this
 /// fail, as the port-in-use tests expect.
 fn bind_listener(addr: &SocketAddr) -> Result<Listener, Failure> {
-    let family = if addr.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
-    let fd = socket(
-        family,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )
-    .context("socket")?;
+    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let fd =
+        socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
+            .context("socket")?;
     setsockopt(&fd, sockopt::ReuseAddr, &true).context("SO_REUSEADDR")?;
     bind(fd.as_raw_fd(), &SockaddrStorage::from(*addr)).context(format_args!("bind {addr}"))?;
     listen(&fd, Backlog::MAXCONN).context(format_args!("listen {addr}"))?;
     let local = getsockname::<SockaddrStorage>(fd.as_raw_fd()).context("getsockname")?;
-    Ok(Listener {
-        fd,
-        addr: local.to_string(),
-        inherited: false,
-    })
+    Ok(Listener { fd, addr: local.to_string(), inherited: false })
 }
 
 #[cfg(test)]
@@ -382,13 +348,7 @@ mod tests {
             "10",
         ])
         .unwrap();
-        assert_eq!(
-            options.listen,
-            [
-                "0.0.0.0:8080".parse().unwrap(),
-                "[::]:8081".parse().unwrap()
-            ]
-        );
+        assert_eq!(options.listen, ["0.0.0.0:8080".parse().unwrap(), "[::]:8081".parse().unwrap()]);
         assert_eq!((options.term, options.drain_ms), (Term::Stall, 10));
         assert_eq!(parse_list(&[]).unwrap().term, Term::Graceful);
     }
@@ -412,10 +372,7 @@ mod tests {
             socket_source(Some("2"), Some("42"), None, 42),
             Ok(Source::Inherited(vec![3, 4]))
         );
-        assert_eq!(
-            socket_source(Some("2"), Some("41"), None, 42),
-            Ok(Source::Listen)
-        );
+        assert_eq!(socket_source(Some("2"), Some("41"), None, 42), Ok(Source::Listen));
         assert_eq!(socket_source(Some("2"), None, None, 42), Ok(Source::Listen));
     }
 
@@ -426,9 +383,6 @@ mod tests {
             Ok(Source::Inherited(vec![5, 7]))
         );
         assert_eq!(socket_source(None, None, Some(""), 42), Ok(Source::Listen));
-        assert!(matches!(
-            socket_source(None, None, Some("3,x"), 42),
-            Err(Failure::Usage(_))
-        ));
+        assert!(matches!(socket_source(None, None, Some("3,x"), 42), Err(Failure::Usage(_))));
     }
 }

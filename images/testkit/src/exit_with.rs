@@ -1,8 +1,9 @@
 //! `testkit exit-with CODE|signal:SIG`: the child whose end the init must report faithfully.
 
-use crate::report::{
-    default_terminates, die_of, handshake, parse_num, parse_signal, unknown, Args, Failure,
-};
+use crate::args::{parse_num, unknown, Args};
+use crate::protocol::{handshake, Failure};
+use crate::signal_names::{default_terminates, parse_signal};
+use crate::signal_state::die_of;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum End {
@@ -58,14 +59,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_ends() {
-        for bad in [
-            &[][..],
-            &["256"],
-            &["-1"],
-            &["signal:CHLD"],
-            &["signal:NOPE"],
-            &["1", "2"],
-        ] {
+        for bad in [&[][..], &["256"], &["-1"], &["signal:CHLD"], &["signal:NOPE"], &["1", "2"]] {
             assert!(matches!(parse_list(bad), Err(Failure::Usage(_))), "{bad:?}");
         }
     }

@@ -7,15 +7,20 @@
 //! std reads argv from glibc's `.init_array` call.
 #![cfg_attr(not(test), no_main)]
 
+mod args;
 mod echo;
 mod exit_with;
 mod inspect;
+mod procfs;
+mod protocol;
 mod ps;
-mod report;
+mod signal_names;
+mod signal_state;
 mod signals;
 mod tree;
 
-use report::{Args, Failure};
+use args::Args;
+use protocol::Failure;
 
 // Exported as the C `main` (see the module doc); under `cargo test` the harness has its own.
 #[cfg_attr(not(test), export_name = "main")]
@@ -25,10 +30,7 @@ extern "C" fn c_main(
     _argv: *const *const nix::libc::c_char,
 ) -> nix::libc::c_int {
     let mut argv = std::env::args_os().skip(1);
-    let cmd = argv
-        .next()
-        .map(|c| c.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let cmd = argv.next().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
     match dispatch(&cmd, Args::new(argv.collect())) {
         Ok(()) => 0,
         Err(failure) => failure.exit(if cmd.is_empty() { "usage" } else { &cmd }),
@@ -44,9 +46,7 @@ fn dispatch(cmd: &str, args: Args) -> Result<(), Failure> {
         "tree" => tree::run(args),
         "exit-with" => exit_with::run(args),
         "ps" => ps::run(args),
-        "" => Err(Failure::usage(
-            "testkit signals|echo|inspect|tree|exit-with|ps [ARGS]",
-        )),
+        "" => Err(Failure::usage("testkit signals|echo|inspect|tree|exit-with|ps [ARGS]")),
         _ => Err(Failure::usage("unknown subcommand")),
     }
 }
@@ -73,10 +73,7 @@ mod tests {
             ("exit-with", &["300"]),
             ("ps", &["aux"]),
         ] {
-            assert!(
-                matches!(dispatch(cmd, args(bad)), Err(Failure::Usage(_))),
-                "{cmd} {bad:?}"
-            );
+            assert!(matches!(dispatch(cmd, args(bad)), Err(Failure::Usage(_))), "{cmd} {bad:?}");
         }
     }
 }

@@ -5,10 +5,10 @@
 
 use nix::libc;
 
-use crate::report::{
-    self, default_terminates, die_of, fact, handshake, linger, parse_num, parse_signal,
-    signal_fact, unknown, Args, Failure, SignalSet,
-};
+use crate::args::{parse_num, unknown, Args};
+use crate::protocol::{fact, handshake, signal_fact, Failure};
+use crate::signal_names::{default_terminates, parse_signal, signal_name};
+use crate::signal_state::{die_of, linger, set_disposition, SignalSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -47,9 +47,9 @@ pub fn parse_action(text: &str) -> Result<Action, Failure> {
                 let code: u8 = parse_num("exit code", code)?;
                 Ok(Action::Exit(i32::from(code)))
             }
-            None => Err(Failure::usage(format!(
-                "unknown action {text:?} (log, exit:N, die, ignore)"
-            ))),
+            None => {
+                Err(Failure::usage(format!("unknown action {text:?} (log, exit:N, die, ignore)")))
+            }
         },
     }
 }
@@ -66,18 +66,13 @@ pub fn parse_on(text: &str) -> Result<(i32, Action), Failure> {
         return Err(Failure::usage(format!("{sig} cannot be caught")));
     }
     if action == Action::Die && !default_terminates(signo) {
-        return Err(Failure::usage(format!(
-            "{sig}: its default action does not terminate"
-        )));
+        return Err(Failure::usage(format!("{sig}: its default action does not terminate")));
     }
     Ok((signo, action))
 }
 
 pub fn parse(mut args: Args) -> Result<Options, Failure> {
-    let mut options = Options {
-        on: Vec::new(),
-        linger_ms: 0,
-    };
+    let mut options = Options { on: Vec::new(), linger_ms: 0 };
     while let Some(arg) = args.next_str()? {
         match arg.as_str() {
             "--on" => options.on.push(parse_on(&args.value("--on")?)?),
@@ -100,10 +95,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     // wait set: SIG_IGN then discards it on arrival.
     let mut waited = all;
     for (signo, _) in options.on.iter().filter(|(_, a)| *a == Action::Ignore) {
-        report::set_disposition(*signo, libc::SIG_IGN)?;
-        SignalSet::empty()
-            .with(*signo)
-            .set_mask(libc::SIG_UNBLOCK)?;
+        set_disposition(*signo, libc::SIG_IGN)?;
+        SignalSet::empty().with(*signo).set_mask(libc::SIG_UNBLOCK)?;
         waited = waited.without(*signo);
     }
 
@@ -123,10 +116,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             }
             Action::Die => {
                 linger(options.linger_ms);
-                fact(format_args!(
-                    "exiting signal={}",
-                    report::signal_name(signo)
-                ));
+                fact(format_args!("exiting signal={}", signal_name(signo)));
                 return Err(die_of(signo));
             }
         }
@@ -136,6 +126,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signal_names::sigrtmin;
     use std::ffi::OsString;
 
     fn args(list: &[&str]) -> Args {
@@ -150,7 +141,7 @@ mod tests {
             assert_eq!(options.action(signo), Action::Die);
         }
         assert_eq!(options.action(libc::SIGUSR1), Action::Log);
-        assert_eq!(options.action(report::sigrtmin() + 1), Action::Log);
+        assert_eq!(options.action(sigrtmin() + 1), Action::Log);
     }
 
     #[test]
@@ -170,7 +161,7 @@ mod tests {
         .unwrap();
         assert_eq!(options.action(libc::SIGTERM), Action::Log);
         assert_eq!(options.action(libc::SIGUSR1), Action::Ignore);
-        assert_eq!(options.action(report::sigrtmin() + 2), Action::Die);
+        assert_eq!(options.action(sigrtmin() + 2), Action::Die);
         assert_eq!(options.linger_ms, 250);
     }
 
@@ -186,10 +177,7 @@ mod tests {
             &["--linger-ms", "soon"],
             &["--verbose"],
         ] {
-            assert!(
-                matches!(parse(args(bad)), Err(Failure::Usage(_))),
-                "{bad:?}"
-            );
+            assert!(matches!(parse(args(bad)), Err(Failure::Usage(_))), "{bad:?}");
         }
     }
 }

@@ -15,10 +15,9 @@ use nix::libc;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, getpid, pipe2, read, setsid, write, ForkResult, Pid};
 
-use crate::report::{
-    fact, handshake, linger, parse_num, set_disposition, signal_fact, unknown, Args, Context,
-    Failure, SignalSet,
-};
+use crate::args::{parse_num, unknown, Args};
+use crate::protocol::{fact, handshake, signal_fact, Context, Failure, EX_SOFTWARE};
+use crate::signal_state::{linger, set_disposition, SignalSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnTerm {
@@ -50,10 +49,7 @@ pub struct Options {
 
 pub fn parse(mut args: Args) -> Result<Options, Failure> {
     let mode_name = args.value("tree")?;
-    let mut logger = Logger {
-        on_term: OnTerm::Log,
-        linger_ms: 0,
-    };
+    let mut logger = Logger { on_term: OnTerm::Log, linger_ms: 0 };
     let mut count: Option<String> = None;
     let mut command = Vec::new();
     while let Some(arg) = args.next_str()? {
@@ -83,9 +79,7 @@ pub fn parse(mut args: Args) -> Result<Options, Failure> {
         }
     }
     let needs_count = |what: &str| {
-        count
-            .as_deref()
-            .ok_or_else(|| Failure::usage(format!("tree {mode_name} needs {what}")))
+        count.as_deref().ok_or_else(|| Failure::usage(format!("tree {mode_name} needs {what}")))
     };
     let mode = match mode_name.as_str() {
         "orphans" => Mode::Orphans(parse_num("orphans N", needs_count("N")?)?),
@@ -133,10 +127,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         return Ok(());
     };
     let err = nix::unistd::execvp(program, &command).unwrap_err();
-    Err(Failure::internal(format!(
-        "exec {:?}: {err}",
-        options.command[0]
-    )))
+    Err(Failure::internal(format!("exec {:?}: {err}", options.command[0])))
 }
 
 /// Leaves a forked child without running the parent's exit path.
@@ -153,7 +144,7 @@ fn child_fail(failure: Failure, kind: &str) -> ! {
     let line = format!("testkit: tree: {kind}: {what}\n");
     // SAFETY: a valid buffer of the given length.
     unsafe { libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len()) };
-    exit_now(crate::report::EX_SOFTWARE)
+    exit_now(EX_SOFTWARE)
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), Failure> {
@@ -226,11 +217,7 @@ fn orphans(n: u32) -> Result<(), Failure> {
                 return Err(Failure::internal("the middle process failed"));
             }
             let pids: Vec<&str> = pids.lines().collect();
-            fact(format_args!(
-                "orphans count={} pids={}",
-                pids.len(),
-                pids.join(",")
-            ));
+            fact(format_args!("orphans count={} pids={}", pids.len(), pids.join(",")));
             Ok(())
         }
     }
@@ -351,51 +338,24 @@ mod tests {
 
     #[test]
     fn parses_every_mode() {
-        let logger = Logger {
-            on_term: OnTerm::Log,
-            linger_ms: 0,
-        };
-        assert_eq!(
-            parse_list(&["orphans", "5"]).unwrap().mode,
-            Mode::Orphans(5)
-        );
-        assert_eq!(
-            parse_list(&["forker", "100"]).unwrap().mode,
-            Mode::Forker(100)
-        );
-        assert_eq!(
-            parse_list(&["sibling-exit", "10"]).unwrap().mode,
-            Mode::SiblingExit(10)
-        );
+        let logger = Logger { on_term: OnTerm::Log, linger_ms: 0 };
+        assert_eq!(parse_list(&["orphans", "5"]).unwrap().mode, Mode::Orphans(5));
+        assert_eq!(parse_list(&["forker", "100"]).unwrap().mode, Mode::Forker(100));
+        assert_eq!(parse_list(&["sibling-exit", "10"]).unwrap().mode, Mode::SiblingExit(10));
         assert_eq!(parse_list(&["daemon"]).unwrap().mode, Mode::Daemon(logger));
         assert_eq!(
-            parse_list(&["setsid", "--on-term", "ignore", "--linger-ms", "20"])
-                .unwrap()
-                .mode,
-            Mode::Setsid(Logger {
-                on_term: OnTerm::Ignore,
-                linger_ms: 20
-            })
+            parse_list(&["setsid", "--on-term", "ignore", "--linger-ms", "20"]).unwrap().mode,
+            Mode::Setsid(Logger { on_term: OnTerm::Ignore, linger_ms: 20 })
         );
     }
 
     #[test]
     fn command_follows_the_double_dash_untouched() {
-        let options = parse_list(&[
-            "orphans",
-            "3",
-            "--",
-            "testkit",
-            "signals",
-            "--on",
-            "TERM=exit:0",
-        ])
-        .unwrap();
+        let options =
+            parse_list(&["orphans", "3", "--", "testkit", "signals", "--on", "TERM=exit:0"])
+                .unwrap();
         assert_eq!(options.mode, Mode::Orphans(3));
-        assert_eq!(
-            options.command,
-            ["testkit", "signals", "--on", "TERM=exit:0"]
-        );
+        assert_eq!(options.command, ["testkit", "signals", "--on", "TERM=exit:0"]);
         assert!(parse_list(&["daemon"]).unwrap().command.is_empty());
     }
 
