@@ -4,8 +4,9 @@
 CARGO ?= cargo
 STATIC := CARGO_TARGET_DIR=target/static CARGO_ENCODED_RUSTFLAGS=-Ctarget-feature=+crt-static
 TARGET := x86_64-unknown-linux-gnu
-# INIT_UNDER_TEST=/path/to/binary runs the suite against that binary, in INIT_PROFILE's dialect.
-INITS ?= $(if $(INIT_UNDER_TEST),$(or $(INIT_PROFILE),scinit),scinit tini dumb-init catatonit docker-init)
+# Every init of the init table (fixtures/inits.txt). INIT_UNDER_TEST=/path/to/binary runs the
+# suite against that binary, following INIT_PROFILE's row.
+INITS ?= $(if $(INIT_UNDER_TEST),$(or $(INIT_PROFILE),scinit),$(shell .ci/inits name))
 
 .PHONY: all build deps docker-check unit-test test docker-test image bench-footprint clean-images
 
@@ -20,12 +21,14 @@ deps:
 docker-check:
 	@.ci/docker-check
 
-# Everything that needs no Docker: unit tests of every crate, the harness's own tests, and the
-# process-level tests (scinit as a subreaper on the host).
+# Everything that needs no Docker: formatting, lints, unit tests of every crate, the harness's own
+# tests, and the process-level tests (scinit as a subreaper on the host).
 unit-test: deps
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) test --locked --workspace --bins
 	$(CARGO) test --locked --test process
-	$(CARGO) test --locked --test integration -- --skip scenarios:: --skip performance::
+	$(CARGO) test --locked --test integration -- --skip scenarios:: --skip performance:: --skip suite_power::
 
 test: unit-test docker-check
 	tests/run-suite $(if $(INIT_UNDER_TEST),$(INITS),scinit)
@@ -35,11 +38,13 @@ docker-test: deps docker-check
 
 # The scinit test image, from the same recipe the suite uses (docker/Dockerfile.test).
 image: deps docker-check
-	$(STATIC) $(CARGO) build --release --locked --target $(TARGET) -p scinit -p scinit-testkit
+	$(STATIC) $(CARGO) build --release --locked --target $(TARGET) $(shell awk '/^[a-z]/ {printf " -p %s", $$1}' images/binaries.txt)
 	rm -rf target/image && mkdir -p target/image/rootfs/bin target/image/rootfs/tmp
 	chmod 1777 target/image/rootfs/tmp
 	cp target/static/$(TARGET)/release/scinit target/image/rootfs/init
-	cp target/static/$(TARGET)/release/testkit /bin/busybox target/image/rootfs/bin/
+	awk '/^[a-z]/' images/binaries.txt | while read -r package binary at; do \
+		[ "$$at" = - ] || cp target/static/$(TARGET)/release/$$binary target/image/rootfs$$at; done
+	cp /bin/busybox target/image/rootfs/bin/
 	for a in $$(/bin/busybox --list); do [ "$$a" = busybox ] || ln -s busybox target/image/rootfs/bin/$$a; done
 	docker build --network none -t scinit-test:latest -f docker/Dockerfile.test target/image
 

@@ -5,8 +5,12 @@
 #[path = "../support/static_build.rs"]
 mod static_build;
 
+#[path = "../support/figures.rs"]
+mod figures;
+
 #[macro_use]
 mod infrastructure;
 mod performance;
 mod scenarios;
+mod suite_power;
 mod utils;

@@ -6,7 +6,8 @@
 //! behaviour; with defect `none` the same init passes all of them, so the failures come from the
 //! defects and not from broken-init being a different program.
 //!
-//! These tests judge broken inits themselves: they are not in the expected outputs.
+//! These tests judge broken inits themselves: they are not scenarios, and not in the expected
+//! outputs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,12 +15,14 @@ use std::pin::Pin;
 use anyhow::Result;
 
 use crate::infrastructure::expectations::Observed;
-use crate::infrastructure::scenario::{built_binaries, observe};
-use crate::infrastructure::{Init, InitKind, InitProfile};
+use crate::infrastructure::image::built_binaries;
+use crate::infrastructure::inits::{self, Init};
+use crate::infrastructure::run::observe;
+use crate::infrastructure::Run;
 use crate::scenarios::{process_lifecycle, signal_handling, socket_inheritance};
 
 /// A scenario body, boxed so that rows of a table can hold different ones.
-type Body = fn(Init) -> Pin<Box<dyn Future<Output = Result<()>>>>;
+type Body = fn(Run) -> Pin<Box<dyn Future<Output = Result<()>>>>;
 
 /// One defect and the scenario that must catch it.
 struct Power {
@@ -38,40 +41,67 @@ macro_rules! power {
         Power {
             defect: $defect,
             scenario: stringify!($scenario),
-            body: |init| Box::pin($module::$scenario::body(init)),
+            body: |run| Box::pin($module::$scenario::body(run)),
             names: $names,
         }
     };
 }
 
-const NO_REAP: Power = power!("no-reap", process_lifecycle::orphans_from_docker_exec_are_reaped, "zombie");
+const NO_REAP: Power =
+    power!("no-reap", process_lifecycle::orphans_from_docker_exec_are_reaped, "zombie");
 
-const EXIT_ZERO: Power = power!("exit-zero", process_lifecycle::exit_code_3_is_passed_through, "exit code 0, expected 3");
+const EXIT_ZERO: Power = power!(
+    "exit-zero",
+    process_lifecycle::exit_code_3_is_passed_through,
+    "exit code 0, expected 3"
+);
 
-const CHILD_PID_ONLY: Power = power!("child-pid-only", signal_handling::sigusr1_reaches_every_process_in_a_non_exec_shell_wrappers_group, "only the shell got it");
+const CHILD_PID_ONLY: Power = power!(
+    "child-pid-only",
+    signal_handling::sigusr1_reaches_every_process_in_a_non_exec_shell_wrappers_group,
+    "only the shell got it"
+);
 
-const LATE_BLOCK: Power = power!("late-block", signal_handling::an_early_sigterm_right_after_start_is_never_lost, "SIGTERM lost");
+const LATE_BLOCK: Power = power!(
+    "late-block",
+    signal_handling::an_early_sigterm_right_after_start_is_never_lost,
+    "SIGTERM lost"
+);
 
-const REBIND: Power = power!("rebind", socket_inheritance::one_port_is_inherited_at_fd_3_with_the_activation_variables_on_ipv4, "re-created across the restart");
+const REBIND: Power = power!(
+    "rebind",
+    socket_inheritance::one_port_is_inherited_at_fd_3_with_the_activation_variables_on_ipv4,
+    "re-created across the restart"
+);
 
-const NO_FORWARD: Power = power!("no-forward", signal_handling::sigusr2_is_forwarded_and_the_init_survives, "never logged SIGUSR2");
+const NO_FORWARD: Power = power!(
+    "no-forward",
+    signal_handling::sigusr2_is_forwarded_and_the_init_survives,
+    "never logged SIGUSR2"
+);
 
-const KILL_ALL_AT_EXIT: Power = power!("kill-all-at-exit", process_lifecycle::double_forked_daemon_gets_sigterm_and_finishes_before_the_container_exits, "never got SIGTERM");
+const KILL_ALL_AT_EXIT: Power = power!(
+    "kill-all-at-exit",
+    process_lifecycle::double_forked_daemon_gets_sigterm_and_finishes_before_the_container_exits,
+    "never got SIGTERM"
+);
 
 /// Every row, for the control.
-const ALL: [Power; 7] = [NO_REAP, EXIT_ZERO, CHILD_PID_ONLY, LATE_BLOCK, REBIND, NO_FORWARD, KILL_ALL_AT_EXIT];
+const ALL: [Power; 7] =
+    [NO_REAP, EXIT_ZERO, CHILD_PID_ONLY, LATE_BLOCK, REBIND, NO_FORWARD, KILL_ALL_AT_EXIT];
 
 /// broken-init with `defect`, speaking scinit's command line.
-async fn broken_init(defect: &str) -> Result<InitProfile> {
+async fn broken_init(defect: &str) -> Result<Init> {
     let binaries = built_binaries().await?;
-    Ok(InitProfile::custom(InitKind::Scinit, binaries.broken_init, format!("broken-init:{defect}"))
+    let label = format!("broken-init:{defect}");
+    Ok(Init::custom(inits::row("scinit")?, binaries.path("broken-init"), label)
         .with_env("BROKEN_INIT_DEFECT", defect))
 }
 
 /// Runs the row's scenario against broken-init with `defect`.
 async fn outcome(power: &Power, defect: &str) -> Result<Observed> {
-    let profile = broken_init(defect).await?;
-    Ok(observe(Init::new(profile, power.scenario), power.body).await)
+    let init = broken_init(defect).await?;
+    Ok(observe(Run::new(init, power.scenario), power.body).await)
 }
 
 /// The scenario must deviate against the row's defect, naming the broken behaviour.

@@ -8,11 +8,13 @@
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use nix::libc;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -25,7 +27,7 @@ pub const DEADLINE: Duration = Duration::from_secs(15);
 /// The static binaries, built once per test run.
 pub fn binaries() -> (PathBuf, PathBuf) {
     match static_build::static_binaries() {
-        Ok(built) => (built.scinit.clone(), built.testkit.clone()),
+        Ok(built) => (built.path("scinit"), built.path("testkit")),
         Err(error) => panic!("{error}"),
     }
 }
@@ -43,8 +45,7 @@ pub fn free_port() -> u16 {
 
 /// `key=value` field of a testkit fact line.
 pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split(' ')
-        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+    line.split(' ').find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// One running scinit.
@@ -75,10 +76,37 @@ where
     K: AsRef<OsStr>,
     V: AsRef<OsStr>,
 {
-    let (scinit, _) = binaries();
-    let mut child = Command::new(scinit)
-        .args(args)
-        .envs(env)
+    let mut command = Command::new(binaries().0);
+    command.args(args).envs(env);
+    launch(command)
+}
+
+/// Starts scinit with exactly these arguments, allowed only `max_fds` open files
+/// (`RLIMIT_NOFILE`) and inheriting none but stdin, stdout and stderr: a test then knows which of
+/// scinit's own fds is the first that does not fit.
+pub fn start_with_fd_limit(args: Vec<OsString>, max_fds: u64) -> Scinit {
+    let mut command = Command::new(binaries().0);
+    command.args(args);
+    let limit = libc::rlimit { rlim_cur: max_fds, rlim_max: max_fds };
+    // SAFETY: the closure makes only async-signal-safe system calls, as required between fork
+    // and exec in a multi-threaded process.
+    unsafe {
+        command.pre_exec(move || {
+            // CLOEXEC rather than closing: std's own exec-error pipe must stay open until exec.
+            let flags = libc::CLOSE_RANGE_CLOEXEC;
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, flags) != 0
+                || libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    launch(command)
+}
+
+fn launch(mut command: Command) -> Scinit {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -93,10 +121,7 @@ where
     std::thread::spawn(move || {
         use std::os::unix::process::ExitStatusExt;
         if let Ok(exit) = child.wait() {
-            let code = exit
-                .code()
-                .or_else(|| exit.signal().map(|s| 128 + s))
-                .unwrap_or(-1);
+            let code = exit.code().or_else(|| exit.signal().map(|s| 128 + s)).unwrap_or(-1);
             let _ = status_tx.send(code);
         }
     });
@@ -139,10 +164,7 @@ impl Scinit {
     pub fn line(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + DEADLINE;
         loop {
-            match self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) => {
                     self.seen.push(line.clone());
                     if matches(&line) {
@@ -162,9 +184,7 @@ impl Scinit {
     /// Waits for a line starting with `prefix` (e.g. `"ready "`, `"signal name=SIGUSR1"`).
     #[track_caller]
     pub fn line_starting(&mut self, prefix: &str) -> String {
-        self.line(&format!("a line starting '{prefix}'"), |l| {
-            l.starts_with(prefix)
-        })
+        self.line(&format!("a line starting '{prefix}'"), |l| l.starts_with(prefix))
     }
 
     /// Waits for the handshake of the testkit subcommand `cmd`; returns its pid.
@@ -173,9 +193,7 @@ impl Scinit {
         let line = self.line(&format!("the handshake of '{cmd}'"), |l| {
             l.starts_with("ready ") && field(l, "cmd") == Some(cmd)
         });
-        field(&line, "pid")
-            .and_then(|p| p.parse().ok())
-            .expect("pid in handshake")
+        field(&line, "pid").and_then(|p| p.parse().ok()).expect("pid in handshake")
     }
 
     /// Whether scinit is still running (without waiting).
@@ -206,10 +224,7 @@ impl Scinit {
     pub fn stderr_line(&mut self, text: &str) -> String {
         let deadline = Instant::now() + DEADLINE;
         loop {
-            match self
-                .stderr
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
+            match self.stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) => {
                     self.stderr_seen.push(line.clone());
                     if line.contains(text) {
@@ -226,9 +241,8 @@ impl Scinit {
     pub fn stderr(&mut self) -> String {
         self.exit_code();
         let deadline = Instant::now() + DEADLINE;
-        while let Ok(line) = self
-            .stderr
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        while let Ok(line) =
+            self.stderr.recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
             self.stderr_seen.push(line);
         }

@@ -1,20 +1,34 @@
-//! The Docker adapter: connection, labels, the leftover sweep and the bollard calls the
-//! container guard needs. Every bollard error leaves this module wrapped in a sentence naming the
-//! operation and the container, as testcontainers' `ClientError` does.
+//! The engine adapter: the only module that talks to Docker. Connection, labels, the leftover
+//! sweep, image builds, and every container call the guard needs, including the one way a
+//! container is created: [`create_body`] turns the spec's [`CreateRequest`] into Docker's
+//! create body (pure, unit-tested), [`create`] sends it. Every bollard error leaves this module
+//! wrapped in a sentence naming the operation and the container, as testcontainers'
+//! `ClientError` does.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, HealthConfig, HostConfig, PortBinding, ResourcesUlimits,
+};
 use bollard::query_parameters::{
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RestartContainerOptionsBuilder, StatsOptionsBuilder,
-    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RestartContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures::StreamExt;
+
+use super::spec::{CreateRequest, Network};
+use crate::utils::proc;
+
+/// A connection to the engine (bollard's client, named here so that no other module needs
+/// bollard).
+pub type Client = Docker;
 
 /// Every object the suite creates carries this label (value `1`).
 pub const LABEL_SUITE: &str = "scinit.test";
@@ -29,17 +43,23 @@ pub const LABEL_SESSION: &str = "scinit.test.session";
 pub async fn connect() -> Result<Docker> {
     let docker = Docker::connect_with_local_defaults()
         .map_err(|e| anyhow!("{}", unreachable_message(&e.to_string())))?;
-    docker
-        .negotiate_version()
-        .await
-        .map_err(|e| anyhow!("{}", unreachable_message(&e.to_string())))
+    docker.negotiate_version().await.map_err(|e| anyhow!("{}", unreachable_message(&e.to_string())))
 }
 
 fn unreachable_message(cause: &str) -> String {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let host =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     format!(
         "Docker is not reachable at {host} ({cause}); start the daemon (e.g. `sudo systemctl start docker`) or set DOCKER_HOST"
     )
+}
+
+/// The client for this process, after the once-per-process leftover sweep.
+pub async fn client() -> Result<Docker> {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let docker = connect().await?;
+    SWEPT.get_or_try_init(|| async { sweep_leftovers(&docker).await.map(|_| ()) }).await?;
+    Ok(docker)
 }
 
 /// This process's identity for [`LABEL_OWNER`].
@@ -47,7 +67,7 @@ pub fn owner_id() -> &'static str {
     static OWNER: OnceLock<String> = OnceLock::new();
     OWNER.get_or_init(|| {
         let pid = std::process::id();
-        format!("{pid}:{}", process_start_time(pid).unwrap_or_default())
+        format!("{pid}:{}", proc::start_time(pid).unwrap_or_default())
     })
 }
 
@@ -63,17 +83,10 @@ pub fn labels() -> Vec<(String, String)> {
     labels
 }
 
-/// Field 22 of `/proc/<pid>/stat`: with the pid it identifies a process across pid reuse.
-fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_comm = &stat[stat.rfind(')')? + 2..];
-    after_comm.split_whitespace().nth(19)?.parse().ok()
-}
-
 fn owner_is_alive(owner: &str) -> bool {
     let Some((pid, start)) = owner.split_once(':') else { return false };
     let Ok(pid) = pid.parse::<u32>() else { return false };
-    process_start_time(pid).is_some_and(|s| s.to_string() == start)
+    proc::start_time(pid).is_some_and(|s| s.to_string() == start)
 }
 
 /// Removes the suite's containers whose owning test process is gone (a run killed before its
@@ -82,7 +95,9 @@ fn owner_is_alive(owner: &str) -> bool {
 pub async fn sweep_leftovers(docker: &Docker) -> Result<usize> {
     let filters = HashMap::from([("label", vec![LABEL_SUITE.to_string()])]);
     let containers = docker
-        .list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build()))
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default().all(true).filters(&filters).build(),
+        ))
         .await
         .context("listing the suite's containers for the leftover sweep")?;
     let mut removed = 0;
@@ -101,10 +116,105 @@ pub async fn sweep_leftovers(docker: &Docker) -> Result<usize> {
     Ok(removed)
 }
 
-/// Creates a container (for the few cases testcontainers cannot express) and returns its id.
-pub async fn create(docker: &Docker, name: &str, body: bollard::models::ContainerCreateBody) -> Result<String> {
-    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default().name(name).build();
-    Ok(docker.create_container(Some(options), body).await.with_context(|| format!("create container {name}"))?.id)
+/// Docker's create body for `request`, with this process's labels added. Pure.
+pub fn create_body(request: &CreateRequest, labels: &[(String, String)]) -> ContainerCreateBody {
+    let bridge = request.network == Network::Bridge;
+    let port_bindings = bridge.then(|| {
+        request
+            .published
+            .iter()
+            .map(|p| {
+                // Only ever on the loopback: nothing the suite starts is reachable from outside.
+                let binding = PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(p.host.map_or_else(String::new, |h| h.to_string())),
+                };
+                (format!("{}/tcp", p.container), Some(vec![binding]))
+            })
+            .collect()
+    });
+    let host_config = HostConfig {
+        network_mode: Some(if bridge { "bridge" } else { "host" }.to_string()),
+        port_bindings,
+        init: request.docker_init.then_some(true),
+        sysctls: (!request.sysctls.is_empty())
+            .then(|| request.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        memory: request.limits.memory_bytes,
+        // No swap beyond the limit, so the OOM killer acts at the limit.
+        memory_swap: request.limits.memory_bytes,
+        pids_limit: request.limits.pids,
+        ulimits: request.limits.nofile.map(|n| {
+            vec![ResourcesUlimits { name: Some("nofile".into()), soft: Some(n), hard: Some(n) }]
+        }),
+        ..Default::default()
+    };
+    let mut all_labels: HashMap<String, String> = labels.iter().cloned().collect();
+    all_labels.extend(request.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    ContainerCreateBody {
+        image: Some(request.image.clone()),
+        cmd: Some(request.cmd.clone()),
+        env: Some(request.env.clone()),
+        labels: Some(all_labels),
+        tty: Some(request.tty),
+        working_dir: request.working_dir.clone(),
+        exposed_ports: bridge
+            .then(|| request.published.iter().map(|p| format!("{}/tcp", p.container)).collect()),
+        healthcheck: request.health_check.as_ref().map(|h| HealthConfig {
+            test: Some(["CMD".to_string()].into_iter().chain(h.argv.iter().cloned()).collect()),
+            interval: Some(i64::try_from(h.interval.as_nanos()).unwrap_or(i64::MAX)),
+            ..Default::default()
+        }),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
+/// Creates the container `request` describes, named `name`, with this process's labels.
+pub async fn create(docker: &Docker, name: &str, request: &CreateRequest) -> Result<String> {
+    let options = CreateContainerOptionsBuilder::default().name(name).build();
+    let body = create_body(request, &labels());
+    let created = docker.create_container(Some(options), body).await;
+    Ok(created.with_context(|| format!("create container {name} from {}", request.image))?.id)
+}
+
+/// Whether an image with `tag` exists.
+pub async fn image_exists(docker: &Docker, tag: &str) -> bool {
+    docker.inspect_image(tag).await.is_ok()
+}
+
+/// Builds `tag` from a tar build context with a `Dockerfile`, offline (`--network none`), with
+/// the classic builder (BuildKit would leave build cache behind).
+pub async fn build_image(
+    docker: &Docker,
+    context: Vec<u8>,
+    tag: &str,
+    labels: &[(&str, &str)],
+) -> Result<()> {
+    let labels: HashMap<&str, &str> = labels.iter().copied().collect();
+    let options = BuildImageOptionsBuilder::default()
+        .dockerfile("Dockerfile")
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .networkmode("none")
+        .labels(&labels)
+        .build();
+    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    let mut transcript = String::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(line) = info.stream {
+                    transcript.push_str(&line);
+                }
+                if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                    bail!("building image {tag} failed: {err}\n{transcript}");
+                }
+            }
+            Err(e) => bail!("building image {tag} failed: {e}\n{transcript}"),
+        }
+    }
+    Ok(())
 }
 
 pub async fn start(docker: &Docker, id: &str) -> Result<()> {
@@ -113,7 +223,10 @@ pub async fn start(docker: &Docker, id: &str) -> Result<()> {
 
 pub async fn remove(docker: &Docker, id: &str) -> Result<()> {
     match docker
-        .remove_container(id, Some(RemoveContainerOptionsBuilder::default().force(true).v(true).build()))
+        .remove_container(
+            id,
+            Some(RemoveContainerOptionsBuilder::default().force(true).v(true).build()),
+        )
         .await
     {
         Ok(()) => Ok(()),
@@ -137,14 +250,20 @@ pub async fn kill(docker: &Docker, id: &str, signal: &str) -> Result<()> {
 
 pub async fn stop(docker: &Docker, id: &str, timeout: Duration) -> Result<()> {
     docker
-        .stop_container(id, Some(StopContainerOptionsBuilder::default().t(whole_secs(timeout)).build()))
+        .stop_container(
+            id,
+            Some(StopContainerOptionsBuilder::default().t(whole_secs(timeout)).build()),
+        )
         .await
         .with_context(|| format!("stop (t={timeout:?}) container {}", short(id)))
 }
 
 pub async fn restart(docker: &Docker, id: &str, timeout: Duration) -> Result<()> {
     docker
-        .restart_container(id, Some(RestartContainerOptionsBuilder::default().t(whole_secs(timeout)).build()))
+        .restart_container(
+            id,
+            Some(RestartContainerOptionsBuilder::default().t(whole_secs(timeout)).build()),
+        )
         .await
         .with_context(|| format!("restart (t={timeout:?}) container {}", short(id)))
 }
@@ -285,7 +404,8 @@ impl LineSplitter {
 
 /// The logs so far (all runs of the container, in order).
 pub async fn logs(docker: &Docker, id: &str) -> Result<Logs> {
-    let stream = docker.logs(id, Some(LogsOptionsBuilder::default().stdout(true).stderr(true).build()));
+    let stream =
+        docker.logs(id, Some(LogsOptionsBuilder::default().stdout(true).stderr(true).build()));
     collect_lines(stream, || format!("read logs of container {}", short(id))).await
 }
 
@@ -333,7 +453,10 @@ pub async fn follow_until(
 
 /// Streams the container's stdout lines from the start, as they come, through a channel fed by
 /// a task (so a caller can wait for many events on one connection).
-pub fn stdout_lines(docker: &Docker, id: &str) -> tokio::sync::mpsc::UnboundedReceiver<Result<String>> {
+pub fn stdout_lines(
+    docker: &Docker,
+    id: &str,
+) -> tokio::sync::mpsc::UnboundedReceiver<Result<String>> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let docker = docker.clone();
     let id = id.to_string();
@@ -403,7 +526,8 @@ async fn create_exec(
 pub async fn exec_detached(docker: &Docker, id: &str, argv: &[&str]) -> Result<()> {
     let what = || format!("exec -d {argv:?} in container {}", short(id));
     let created = create_exec(docker, id, argv, false).await.with_context(what)?;
-    let options = bollard::exec::StartExecOptions { detach: true, tty: false, output_capacity: None };
+    let options =
+        bollard::exec::StartExecOptions { detach: true, tty: false, output_capacity: None };
     docker.start_exec(&created.id, Some(options)).await.with_context(what)?;
     Ok(())
 }
@@ -429,4 +553,80 @@ pub async fn memory_usage(docker: &Docker, id: &str) -> Result<u64> {
 
 pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::infrastructure::spec::{HealthCheck, Limits, Published};
+
+    fn request() -> CreateRequest {
+        CreateRequest {
+            image: "scinit-test:1".into(),
+            cmd: vec!["/init".into(), "--".into(), "x".into()],
+            docker_init: false,
+            env: vec!["A=1".into()],
+            labels: BTreeMap::from([("scinit.test.scenario".into(), "s".into())]),
+            network: Network::Bridge,
+            published: vec![
+                Published { container: 8080, host: None },
+                Published { container: 9090, host: Some(19090) },
+            ],
+            sysctls: BTreeMap::new(),
+            working_dir: None,
+            limits: Limits::default(),
+            health_check: None,
+            tty: false,
+        }
+    }
+
+    #[test]
+    fn published_ports_are_bound_on_the_loopback_only() {
+        let body = create_body(&request(), &[("scinit.test".into(), "1".into())]);
+        let host = body.host_config.unwrap();
+        let bindings = host.port_bindings.unwrap();
+        let only = |port: &str| bindings[port].clone().unwrap()[0].clone();
+        assert_eq!(only("8080/tcp").host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(only("8080/tcp").host_port.as_deref(), Some(""));
+        assert_eq!(only("9090/tcp").host_port.as_deref(), Some("19090"));
+        assert_eq!(body.exposed_ports.unwrap(), ["8080/tcp", "9090/tcp"]);
+        let labels = body.labels.unwrap();
+        assert_eq!(labels["scinit.test"], "1");
+        assert_eq!(labels["scinit.test.scenario"], "s");
+        assert_eq!(host.network_mode.as_deref(), Some("bridge"));
+        assert_eq!(host.init, None);
+    }
+
+    #[test]
+    fn limits_terminal_health_check_and_dockers_init_reach_the_body() {
+        let r = CreateRequest {
+            docker_init: true,
+            network: Network::Host,
+            limits: Limits { memory_bytes: Some(32 << 20), pids: Some(64), nofile: Some(16) },
+            health_check: Some(HealthCheck {
+                argv: vec!["/probe".into()],
+                interval: Duration::from_millis(200),
+            }),
+            tty: true,
+            ..request()
+        };
+        let body = create_body(&r, &[]);
+        assert_eq!(body.tty, Some(true));
+        let health = body.healthcheck.unwrap();
+        assert_eq!(health.test.unwrap(), ["CMD", "/probe"]);
+        assert_eq!(health.interval, Some(200_000_000));
+        let host = body.host_config.unwrap();
+        assert_eq!(host.init, Some(true));
+        assert_eq!(host.network_mode.as_deref(), Some("host"));
+        assert!(host.port_bindings.is_none() && body.exposed_ports.is_none());
+        assert_eq!(
+            (host.memory, host.memory_swap, host.pids_limit),
+            (Some(32 << 20), Some(32 << 20), Some(64))
+        );
+        let nofile = &host.ulimits.unwrap()[0];
+        assert_eq!((nofile.soft, nofile.hard), (Some(16), Some(16)));
+    }
 }

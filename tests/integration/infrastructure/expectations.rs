@@ -8,17 +8,19 @@
 //! <scenario>  varies   <why the outcome is a matter of chance for this init (a race)>
 //! ```
 //!
-//! A missing entry, an entry for no scenario, an unexpected pass and an unexpected failure all
-//! fail the suite: the table cannot go stale.
+//! A scenario that needs a capability the init lacks (`fixtures/inits.txt`) is `n/a` without a
+//! line: the file lists only real differences. A missing entry, an entry for no scenario, an
+//! entry the capabilities already decide, an unexpected pass and an unexpected failure all fail
+//! the suite: the table cannot go stale.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::init_profile::InitKind;
+use super::inits::{self, Capability, Init};
+use super::run::{DECLARE_NEEDS, NEEDS_LINE};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expect {
@@ -28,6 +30,17 @@ pub enum Expect {
     /// A race in this init makes either outcome possible (e.g. dumb-init loses an early SIGTERM
     /// in a few runs out of hundreds); both are accepted and reported as such.
     Varies(String),
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expect::Pass => f.write_str("pass"),
+            Expect::Differs(why) => write!(f, "differs ({why})"),
+            Expect::NotApplicable(why) => write!(f, "n/a ({why})"),
+            Expect::Varies(why) => write!(f, "either outcome ({why})"),
+        }
+    }
 }
 
 /// What a scenario run showed.
@@ -96,39 +109,55 @@ pub fn judge(expect: &Expect, observed: &Observed) -> Verdict {
 
 pub type Table = BTreeMap<String, Expect>;
 
-fn expected_dir() -> PathBuf {
-    crate::static_build::workspace_root().join("fixtures/expected_outputs")
-}
-
-/// The table of `init` (`scinit`, `tini`, ...), read once per process.
-pub fn table(init: InitKind) -> Result<&'static Table> {
-    static TABLES: OnceLock<BTreeMap<&'static str, Result<Table, String>>> = OnceLock::new();
-    let tables = TABLES.get_or_init(|| {
-        InitKind::ALL
-            .into_iter()
-            .map(|k| {
-                let path = expected_dir().join(format!("{}.txt", k.name()));
-                let parsed = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))
-                    .and_then(|text| parse(&text).map_err(|e| format!("{}: {e:#}", path.display())));
-                (k.name(), parsed)
-            })
-            .collect()
-    });
+/// The table of the init named `name` (a row of `fixtures/inits.txt`), read once per process.
+pub fn table(name: &str) -> Result<&'static Table> {
+    /// Per init name, its parsed table or why it could not be read; the outer error is the init
+    /// table's own.
+    type Tables = Result<BTreeMap<String, Result<Table, String>>, String>;
+    static TABLES: OnceLock<Tables> = OnceLock::new();
+    let tables = TABLES
+        .get_or_init(|| {
+            let rows = inits::table().map_err(|e| format!("{e:#}"))?;
+            let dir = crate::static_build::workspace_root().join("fixtures/expected_outputs");
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    let path = dir.join(format!("{}.txt", row.name));
+                    let parsed = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))
+                        .and_then(|text| {
+                            parse(&text).map_err(|e| format!("{}: {e:#}", path.display()))
+                        });
+                    (row.name.clone(), parsed)
+                })
+                .collect())
+        })
+        .as_ref()
+        .map_err(|e| anyhow!("{e}"))?;
     tables
-        .get(init.name())
-        .ok_or_else(|| anyhow!("no expectations for {}", init.name()))?
+        .get(name)
+        .ok_or_else(|| anyhow!("no expectations for {name}"))?
         .as_ref()
         .map_err(|e| anyhow!("{e}"))
 }
 
-pub fn lookup(init: InitKind, scenario: &str) -> Result<Expect> {
-    table(init)?.get(scenario).cloned().ok_or_else(|| {
-        anyhow!(
-            "fixtures/expected_outputs/{}.txt has no entry for scenario `{scenario}`: add `pass`, `differs <why>` or `n/a <why>`",
-            init.name()
-        )
-    })
+/// What `init` is expected to do in `scenario`, which needs `needs`: `n/a` when the init lacks
+/// one of them, else its line in the expected outputs.
+pub fn expect(init: &Init, scenario: &str, needs: &[Capability]) -> Result<Expect> {
+    let name = &init.row.name;
+    let line = table(name)?.get(scenario).cloned();
+    match (init.lacks(needs), line) {
+        (Some(missing), None) => Ok(Expect::NotApplicable(missing.to_string())),
+        (Some(missing), Some(_)) => bail!(
+            "fixtures/expected_outputs/{name}.txt has a line for `{scenario}`, which the init's \
+             capabilities already decide ({missing}): remove it"
+        ),
+        (None, Some(expect)) => Ok(expect),
+        (None, None) => bail!(
+            "fixtures/expected_outputs/{name}.txt has no entry for scenario `{scenario}`: add \
+             `pass`, `differs <why>` or `varies <why>`"
+        ),
+    }
 }
 
 pub fn parse(text: &str) -> Result<Table> {
@@ -141,7 +170,8 @@ pub fn parse(text: &str) -> Result<Table> {
         let mut parts = line.splitn(3, char::is_whitespace);
         let scenario = parts.next().unwrap_or_default().to_string();
         let rest = parts.collect::<Vec<_>>().join(" ");
-        let (word, reason) = rest.trim().split_once(char::is_whitespace).unwrap_or((rest.trim(), ""));
+        let (word, reason) =
+            rest.trim().split_once(char::is_whitespace).unwrap_or((rest.trim(), ""));
         let reason = reason.trim().to_string();
         let expect = match word {
             "pass" if reason.is_empty() => Expect::Pass,
@@ -159,21 +189,35 @@ pub fn parse(text: &str) -> Result<Table> {
     Ok(table)
 }
 
-/// The scenario ids compiled into this test binary: every test under `scenarios::` (except the
-/// suite-power tests, which judge broken inits, not the init under test), named by its function.
-fn compiled_scenarios() -> Result<Vec<String>> {
+/// Every scenario compiled into this test binary, with the capabilities it needs: each
+/// scenario test, run with [`DECLARE_NEEDS`] set, prints one line and returns at once. The
+/// suite-power tests judge broken inits, not the init under test: they are not scenarios.
+pub fn compiled_scenarios() -> Result<BTreeMap<String, Vec<Capability>>> {
     let exe = std::env::current_exe().context("locating the test binary")?;
     let out = std::process::Command::new(exe)
-        .args(["--list", "--format", "terse"])
+        .args(["scenarios::", "--nocapture", "--test-threads", "1"])
+        .env(DECLARE_NEEDS, "1")
         .output()
-        .context("listing this binary's tests")?;
-    let listing = String::from_utf8_lossy(&out.stdout);
-    Ok(listing
-        .lines()
-        .filter_map(|l| l.strip_suffix(": test"))
-        .filter(|path| path.starts_with("scenarios::") && !path.starts_with("scenarios::suite_power::"))
-        .map(|path| path.rsplit("::").next().unwrap_or(path).to_string())
-        .collect())
+        .context("asking this binary's scenarios what they need")?;
+    let mut scenarios = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        let Some(rest) = line.strip_prefix(NEEDS_LINE) else { continue };
+        let mut words = rest.split_whitespace();
+        let name = words.next().context("a needs line without a scenario name")?.to_string();
+        let needs = words
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .filter(|w| !w.is_empty())
+            .map(|w| {
+                Capability::ALL.into_iter().find(|c| c.name() == w).context("unknown capability")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if scenarios.insert(name.clone(), needs).is_some() {
+            bail!("scenario name `{name}` is used twice");
+        }
+    }
+    Ok(scenarios)
 }
 
 #[cfg(test)]
@@ -182,7 +226,8 @@ mod tests {
 
     #[test]
     fn lines_parse_into_expectations_and_bad_lines_are_refused() {
-        let t = parse("# c\na pass\nb differs tini forwards to the pid\nc  n/a   no ports\n").unwrap();
+        let t =
+            parse("# c\na pass\nb differs tini forwards to the pid\nc  n/a   no ports\n").unwrap();
         assert_eq!(t["a"], Expect::Pass);
         assert_eq!(t["b"], Expect::Differs("tini forwards to the pid".into()));
         assert_eq!(t["c"], Expect::NotApplicable("no ports".into()));
@@ -205,35 +250,29 @@ mod tests {
         assert_eq!(judge(&racy, &dev), Verdict::VariedDifference);
     }
 
-    /// Every compiled scenario has an entry for every init, and every entry names a scenario.
+    /// Every compiled scenario has an entry for every init that can run it, no entry where the
+    /// capabilities decide, and every entry names a scenario.
     #[test]
     fn expected_outputs_cover_every_scenario_for_every_init_and_nothing_else() {
         let scenarios = compiled_scenarios().unwrap();
-        assert!(!scenarios.is_empty(), "no scenarios found in the test listing");
+        assert!(scenarios.len() > 50, "only {} scenarios found: {scenarios:?}", scenarios.len());
         let mut problems = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
-        for s in &scenarios {
-            if !seen.insert(s) {
-                problems.push(format!("scenario name `{s}` is used twice"));
+        for row in inits::table().unwrap() {
+            let init = Init { row, label: row.name.clone(), binary: None, env: Vec::new() };
+            for (scenario, needs) in &scenarios {
+                if let Err(e) = expect(&init, scenario, needs) {
+                    problems.push(format!("{e:#}"));
+                }
             }
-        }
-        for kind in InitKind::ALL {
-            let table = match table(kind) {
+            let table = match table(&row.name) {
                 Ok(t) => t,
                 Err(e) => {
                     problems.push(format!("{e:#}"));
                     continue;
                 }
             };
-            for s in &scenarios {
-                if !table.contains_key(s) {
-                    problems.push(format!("{}.txt: no entry for `{s}`", kind.name()));
-                }
-            }
-            for s in table.keys() {
-                if !seen.contains(s) {
-                    problems.push(format!("{}.txt: `{s}` is no scenario", kind.name()));
-                }
+            for s in table.keys().filter(|s| !scenarios.contains_key(*s)) {
+                problems.push(format!("{}.txt: `{s}` is no scenario", row.name));
             }
         }
         assert!(problems.is_empty(), "expected outputs are stale:\n{}", problems.join("\n"));

@@ -8,11 +8,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{anyhow, bail, Context, Result};
-use bollard::query_parameters::BuildImageOptionsBuilder;
-use bollard::Docker;
-use futures::StreamExt;
 
-use super::docker::LABEL_SUITE;
+use super::engine::{self, LABEL_SUITE};
+use crate::static_build::{static_binaries, StaticBinaries};
 
 /// Where Debian's busybox-static puts its binary.
 const BUSYBOX: &str = "/bin/busybox";
@@ -36,19 +34,26 @@ pub struct RootFs {
 }
 
 impl RootFs {
-    /// `/tmp`, `/bin/busybox` with its applet links, `/bin/testkit`, and every file of
-    /// `fixtures/test_scripts/` under `/scripts/`.
-    pub fn standard(testkit: &Path) -> Result<RootFs> {
+    /// `/tmp`, `/bin/busybox` with its applet links, every helper of `images/binaries.txt` at
+    /// its path, and every file of `fixtures/test_scripts/` under `/scripts/`.
+    pub fn standard(binaries: &StaticBinaries) -> Result<RootFs> {
         let mut fs = RootFs::default();
         fs.dir("/tmp", 0o1777);
-        fs.host_file("/bin/testkit", testkit)?;
+        for helper in &binaries.helpers {
+            if let Some(at) = &helper.image_path {
+                fs.host_file(at, &binaries.path(&helper.binary))?;
+            }
+        }
         fs.busybox()?;
         let scripts = crate::static_build::workspace_root().join("fixtures/test_scripts");
-        for entry in std::fs::read_dir(&scripts).with_context(|| format!("listing {}", scripts.display()))? {
+        for entry in
+            std::fs::read_dir(&scripts).with_context(|| format!("listing {}", scripts.display()))?
+        {
             let path = entry?.path();
             if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
                 if path.is_file() {
-                    let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                    let data = std::fs::read(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
                     fs.file(&format!("/scripts/{name}"), data, 0o755);
                 }
             }
@@ -183,21 +188,27 @@ fn dockerfile() -> Result<&'static str> {
 
 /// Builds the image for `fs` unless an image with its content tag exists; returns the tag.
 /// Concurrent callers in one process wait for a single build.
-pub async fn ensure_image(docker: &Docker, fs: &RootFs) -> Result<String> {
-    static BUILDS: OnceLock<Mutex<HashMap<u64, Arc<tokio::sync::OnceCell<String>>>>> = OnceLock::new();
+pub async fn ensure(fs: &RootFs) -> Result<String> {
+    static BUILDS: OnceLock<Mutex<HashMap<u64, Arc<tokio::sync::OnceCell<String>>>>> =
+        OnceLock::new();
     let recipe = dockerfile()?;
     let hash = fs.content_hash(recipe);
     let cell = {
-        let mut builds = BUILDS.get_or_init(Default::default).lock().map_err(|_| anyhow!("image build table poisoned"))?;
+        let mut builds = BUILDS
+            .get_or_init(Default::default)
+            .lock()
+            .map_err(|_| anyhow!("image build table poisoned"))?;
         builds.entry(hash).or_default().clone()
     };
     let tag = cell
         .get_or_try_init(|| async {
             let tag = format!("{IMAGE_REPOSITORY}:{hash:016x}");
-            if docker.inspect_image(&tag).await.is_ok() {
+            let docker = engine::client().await?;
+            if engine::image_exists(&docker, &tag).await {
                 return Ok(tag);
             }
-            build(docker, fs, recipe, &tag).await?;
+            let labels = [(LABEL_SUITE, "1"), (LABEL_IMAGE, "1")];
+            engine::build_image(&docker, fs.tar_context(recipe)?, &tag, &labels).await?;
             Ok::<_, anyhow::Error>(tag)
         })
         .await?;
@@ -221,43 +232,22 @@ fn record_use(tag: &str) -> Result<()> {
     writeln!(file, "{tag}").with_context(|| format!("writing {}", path.display()))
 }
 
-async fn build(docker: &Docker, fs: &RootFs, recipe: &str, tag: &str) -> Result<()> {
-    let context = fs.tar_context(recipe)?;
-    let labels = HashMap::from([(LABEL_SUITE, "1"), (LABEL_IMAGE, "1")]);
-    let options = BuildImageOptionsBuilder::default()
-        .dockerfile("Dockerfile")
-        .t(tag)
-        .rm(true)
-        .forcerm(true)
-        .networkmode("none")
-        .labels(&labels)
-        .build();
-    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
-    let mut transcript = String::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(info) => {
-                if let Some(line) = info.stream {
-                    transcript.push_str(&line);
-                }
-                if let Some(err) = info.error_detail.and_then(|d| d.message) {
-                    bail!("building image {tag} failed: {err}\n{transcript}");
-                }
-            }
-            Err(e) => bail!("building image {tag} failed: {e}\n{transcript}"),
-        }
-    }
-    Ok(())
+/// The static binaries of this tree (scinit, testkit, broken-init), built on first use; the
+/// build blocks, so it runs off the async threads.
+pub async fn built_binaries() -> Result<StaticBinaries> {
+    tokio::task::spawn_blocking(|| static_binaries().cloned()).await?.map_err(|e| anyhow!(e))
 }
 
 /// Files are read once per process: many images share busybox and the testkit.
 fn read_cached(path: &Path) -> Result<Arc<Vec<u8>>> {
     static FILES: OnceLock<Mutex<HashMap<PathBuf, Arc<Vec<u8>>>>> = OnceLock::new();
-    let mut files = FILES.get_or_init(Default::default).lock().map_err(|_| anyhow!("file cache poisoned"))?;
+    let mut files =
+        FILES.get_or_init(Default::default).lock().map_err(|_| anyhow!("file cache poisoned"))?;
     if let Some(data) = files.get(path) {
         return Ok(data.clone());
     }
-    let data = Arc::new(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
+    let data =
+        Arc::new(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
     files.insert(path.to_path_buf(), data.clone());
     Ok(data)
 }
@@ -309,7 +299,10 @@ mod tests {
         let text = "\tlinux-vdso.so.1 (0x00007f)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f)\n\t/lib64/ld-linux-x86-64.so.2 (0x7f)\n";
         assert_eq!(
             parse_ldd(text),
-            vec![PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"), PathBuf::from("/lib64/ld-linux-x86-64.so.2")]
+            vec![
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
+            ]
         );
         assert!(parse_ldd("\tnot a dynamic executable\n").is_empty());
     }

@@ -1,50 +1,48 @@
-//! The scenario macros. A scenario is a named test that runs its body against the init under
-//! test and is judged against the expected outputs; its body is also callable on its own
-//! (`<name>::body`), so the suite-power tests can run it against a broken init.
+//! The scenario macros. A single scenario is an `async fn` with `#[scenario]` (the
+//! `scinit-test-macros` crate, so that rustfmt reaches its body); a family of cases is a table.
 
-/// Declares one scenario:
-///
-/// ```ignore
-/// scenario! {
-///     /// What the init must do, and the bug it reproduces.
-///     fn sigusr1_is_forwarded_and_the_init_survives(init) { ...; Ok(()) }
-/// }
-/// ```
-macro_rules! scenario {
-    ($(#[$meta:meta])* fn $name:ident($init:ident) $body:block) => {
-        $(#[$meta])*
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            $crate::infrastructure::scenario::run(stringify!($name), $name::body).await
-        }
-
-        #[allow(non_snake_case)]
-        pub(crate) mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            pub(crate) async fn body($init: $crate::infrastructure::Init) -> ::anyhow::Result<()> $body
-        }
-    };
-}
-
-/// Declares one scenario per row of a table; every row calls `$body(init, case)`:
+/// Declares one scenario per row of a table; every row calls `$body(run, case)` and becomes a
+/// test named by the row, whose body is callable as `<row>::body` like a `#[scenario]`'s:
 ///
 /// ```ignore
 /// scenario_table! {
-///     exit_code_case;
+///     exit_code_case;                        // or: inheritance_case needs(Ports, Restart);
 ///     /// doc
 ///     exit_code_0_is_passed_through => ExitCase { arg: "0", code: 0 },
 /// }
 /// ```
 macro_rules! scenario_table {
-    ($body:path; $($(#[$meta:meta])* $name:ident => $case:expr),+ $(,)?) => {
+    ($body:ident needs $needs:tt; $($rows:tt)+) => {
+        scenario_table!(@rows $body $needs; $($rows)+);
+    };
+    ($body:ident; $($rows:tt)+) => {
+        scenario_table!(@rows $body (); $($rows)+);
+    };
+    (@rows $body:ident $needs:tt; $($(#[$meta:meta])* $name:ident => $case:expr),+ $(,)?) => {
         $(
-            scenario! {
-                $(#[$meta])*
-                fn $name(init) { $body(init, $case).await }
+            $(#[$meta])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let needs = capabilities! $needs;
+                $crate::infrastructure::run::run(stringify!($name), &needs, $name::body).await
+            }
+
+            pub(crate) mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                pub(crate) async fn body(run: $crate::infrastructure::Run) -> ::anyhow::Result<()> {
+                    $body(run, $case).await
+                }
             }
         )+
+    };
+}
+
+/// `[Capability::A, ...]` for `(A, ...)`.
+macro_rules! capabilities {
+    ($($cap:ident),*) => {
+        [$($crate::infrastructure::Capability::$cap),*]
     };
 }
 
@@ -61,8 +59,22 @@ macro_rules! check {
 macro_rules! check_in {
     ($container:expr, $cond:expr, $($fmt:tt)+) => {
         if !$cond {
-            let evidence = $container.evidence().await;
-            return Err($crate::infrastructure::Deviation(format!("{}\n{}", format!($($fmt)+), evidence)).into());
+            return Err($container.deviation(format_args!($($fmt)+)).await);
+        }
+    };
+}
+
+/// The value of `result`, or a deviation that says what the init did not do, with the error's
+/// whole context chain and the container's evidence: for a wait that timed out because the
+/// init did not do its part.
+macro_rules! check_ok {
+    ($container:expr, $result:expr, $($fmt:tt)+) => {
+        match $result {
+            Ok(value) => value,
+            Err(e) => {
+                let what = format!($($fmt)+);
+                return Err($container.deviation(format_args!("{what}: {e:#}")).await);
+            }
         }
     };
 }

@@ -1,17 +1,23 @@
-//! The harness. Only this folder touches bollard and testcontainers; scenarios use the builder
-//! (`Scenario`), the guard (`InitContainer`) and the probe.
+//! The harness. Only `engine.rs` talks to Docker (bollard); scenarios describe a container with
+//! [`ContainerSpec`], drive it through the [`Container`] guard and the probe, and are judged by
+//! the runner.
 
 #[macro_use]
 pub mod macros;
 pub mod container;
-pub mod docker;
+pub mod engine;
 pub mod expectations;
 pub mod image;
-pub mod init_profile;
+pub mod inits;
+pub mod pid1;
 pub mod probe;
 pub mod results;
-pub mod scenario;
+pub mod run;
+pub mod spec;
 
-pub use container::{Exit, InitContainer, Pid1Moment};
-pub use init_profile::{InitKind, InitProfile};
-pub use scenario::{Deviation, Init, Network, Scenario};
+pub use container::{Container, Follower};
+pub use inits::{Capability, Init};
+pub use pid1::Pid1Moment;
+pub use run::{Deviation, Run};
+pub use scinit_test_macros::scenario;
+pub use spec::{ContainerSpec, Network, Pid1Wrapper};

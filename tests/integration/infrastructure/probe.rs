@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::utils::stats::percentile;
 use anyhow::{anyhow, bail, Context, Result};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -58,8 +59,10 @@ async fn echo_exchange(stream: &mut BufReader<TcpStream>, line: &str) -> Result<
 }
 
 fn parse_echo(answer: &str, sent: &str) -> Result<i32> {
-    let rest = answer.strip_prefix("ECHO PID=").ok_or_else(|| anyhow!("unexpected reply {answer:?}"))?;
-    let (pid, echoed) = rest.split_once(": ").ok_or_else(|| anyhow!("unexpected reply {answer:?}"))?;
+    let rest =
+        answer.strip_prefix("ECHO PID=").ok_or_else(|| anyhow!("unexpected reply {answer:?}"))?;
+    let (pid, echoed) =
+        rest.split_once(": ").ok_or_else(|| anyhow!("unexpected reply {answer:?}"))?;
     if echoed != sent {
         bail!("reply {answer:?} does not echo {sent:?}");
     }
@@ -123,7 +126,8 @@ pub async fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result
     let start = Instant::now();
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.context("connect")?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        let request =
+            format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.context("send")?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await.context("receive")?;
@@ -139,7 +143,8 @@ fn parse_http(raw: &str) -> Result<(u16, Option<String>, String)> {
     if raw.is_empty() {
         bail!("connection closed without a response");
     }
-    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(|| anyhow!("truncated HTTP response {raw:?}"))?;
+    let (head, body) =
+        raw.split_once("\r\n\r\n").ok_or_else(|| anyhow!("truncated HTTP response {raw:?}"))?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let status = status_line
@@ -204,11 +209,17 @@ impl Load {
     async fn request_once(&self, line: &str) -> Result<i32, String> {
         let outcome = match &self.protocol {
             Protocol::Echo => request(self.addr, line, self.request_timeout).await.map(|r| r.pid),
-            Protocol::Http { path, body } => match http_get(self.addr, path, self.request_timeout).await {
-                Ok(reply) if reply.status == 200 && &reply.body == body => Ok(0),
-                Ok(reply) => Err(anyhow!("HTTP {} with body {:?}, expected 200 with {body:?}", reply.status, reply.body)),
-                Err(e) => Err(e),
-            },
+            Protocol::Http { path, body } => {
+                match http_get(self.addr, path, self.request_timeout).await {
+                    Ok(reply) if reply.status == 200 && &reply.body == body => Ok(0),
+                    Ok(reply) => Err(anyhow!(
+                        "HTTP {} with body {:?}, expected 200 with {body:?}",
+                        reply.status,
+                        reply.body
+                    )),
+                    Err(e) => Err(e),
+                }
+            }
         };
         outcome.map_err(|e| format!("{e:#}"))
     }
@@ -236,7 +247,11 @@ impl Load {
                             }
                             Err(_) => p.failures += 1,
                         });
-                        samples.push(Sample { sent_at: sent - origin, latency: sent.elapsed(), outcome });
+                        samples.push(Sample {
+                            sent_at: sent - origin,
+                            latency: sent.elapsed(),
+                            outcome,
+                        });
                         tokio::time::sleep(load.interval).await;
                     }
                     samples
@@ -266,12 +281,21 @@ impl RunningLoad {
 
     /// Waits until a request sent at `since` or later has succeeded, at most `within`.
     pub async fn wait_for_success_since(&self, since: Instant, within: Duration) -> Result<()> {
-        self.wait_for("a request sent since then to succeed", within, |p| p.last_success_sent >= Some(since)).await
+        self.wait_for("a request sent since then to succeed", within, |p| {
+            p.last_success_sent >= Some(since)
+        })
+        .await
     }
 
-    async fn wait_for(&self, what: &str, within: Duration, done: impl FnMut(&Progress) -> bool) -> Result<()> {
+    async fn wait_for(
+        &self,
+        what: &str,
+        within: Duration,
+        done: impl FnMut(&Progress) -> bool,
+    ) -> Result<()> {
         let mut progress = self.progress.clone();
-        let reached = tokio::time::timeout(within, async { progress.wait_for(done).await.is_ok() }).await;
+        let reached =
+            tokio::time::timeout(within, async { progress.wait_for(done).await.is_ok() }).await;
         match reached {
             Ok(true) => Ok(()),
             Ok(false) => bail!("the load ended before {what}"),
@@ -329,21 +353,25 @@ impl Timeline {
 
     /// The longest stretch without any successful reply completing.
     pub fn longest_gap(&self) -> Duration {
-        let mut done: Vec<Duration> =
-            self.samples.iter().filter(|s| s.outcome.is_ok()).map(|s| s.sent_at + s.latency).collect();
+        let mut done: Vec<Duration> = self
+            .samples
+            .iter()
+            .filter(|s| s.outcome.is_ok())
+            .map(|s| s.sent_at + s.latency)
+            .collect();
         done.sort();
         done.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
     }
 
     /// The latency at percentile `p` (0..=100) over all requests.
     pub fn latency_percentile(&self, p: f64) -> Duration {
-        let mut latencies: Vec<Duration> = self.samples.iter().map(|s| s.latency).collect();
-        if latencies.is_empty() {
-            return Duration::ZERO;
+        let latencies: Vec<f64> = self.samples.iter().map(|s| s.latency.as_secs_f64()).collect();
+        let value = percentile(&latencies, p);
+        if value.is_nan() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(value)
         }
-        latencies.sort();
-        let rank = ((p / 100.0) * (latencies.len() - 1) as f64).round() as usize;
-        latencies[rank.min(latencies.len() - 1)]
     }
 
     pub fn max_latency(&self) -> Duration {
@@ -356,7 +384,13 @@ impl Timeline {
         let first: Vec<String> = failures
             .iter()
             .take(5)
-            .map(|s| format!("  at {:?}: {}", s.sent_at, s.outcome.as_ref().err().map_or("", String::as_str)))
+            .map(|s| {
+                format!(
+                    "  at {:?}: {}",
+                    s.sent_at,
+                    s.outcome.as_ref().err().map_or("", String::as_str)
+                )
+            })
             .collect();
         format!(
             "{} requests, {} failed, pids {:?}, longest gap {:?}, p99 {:?}, max {:?}\n{}",
@@ -376,7 +410,11 @@ mod tests {
     use super::*;
 
     fn sample(at_ms: u64, latency_ms: u64, outcome: Result<i32, String>) -> Sample {
-        Sample { sent_at: Duration::from_millis(at_ms), latency: Duration::from_millis(latency_ms), outcome }
+        Sample {
+            sent_at: Duration::from_millis(at_ms),
+            latency: Duration::from_millis(latency_ms),
+            outcome,
+        }
     }
 
     #[test]
@@ -389,7 +427,10 @@ mod tests {
     #[test]
     fn http_responses_are_split_into_status_server_and_body() {
         let raw = "HTTP/1.0 200 OK\r\nContent-Length: 6\r\nServer: lighttpd/1.4.69\r\n\r\nhello\n";
-        assert_eq!(parse_http(raw).unwrap(), (200, Some("lighttpd/1.4.69".to_string()), "hello\n".to_string()));
+        assert_eq!(
+            parse_http(raw).unwrap(),
+            (200, Some("lighttpd/1.4.69".to_string()), "hello\n".to_string())
+        );
         assert_eq!(parse_http("HTTP/1.1 404 Not Found\r\n\r\n").unwrap().0, 404);
         assert!(parse_http("").is_err());
         assert!(parse_http("ECHO PID=7: x\n").is_err());
@@ -417,7 +458,8 @@ mod tests {
     #[tokio::test]
     async fn a_running_load_reports_the_pids_it_sees_and_stops_with_every_sample() {
         let addr = fake_echo_server().await;
-        let load = Load { connections: 2, interval: Duration::from_millis(5), ..Load::new(addr) }.start();
+        let load =
+            Load { connections: 2, interval: Duration::from_millis(5), ..Load::new(addr) }.start();
         load.wait_for_pid(7, Duration::from_secs(5)).await.unwrap();
         load.wait_for_success_since(Instant::now(), Duration::from_secs(5)).await.unwrap();
         assert!(load.wait_for_pid(8, Duration::from_millis(50)).await.is_err());

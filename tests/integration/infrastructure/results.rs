@@ -60,5 +60,6 @@ pub fn append(record: &Record<'_>) -> Result<()> {
         .append(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    file.write_all(format!("{line}\n").as_bytes()).with_context(|| format!("writing {}", path.display()))
+    file.write_all(format!("{line}\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -11,16 +11,17 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use super::socket_inheritance::{bounded_load, deviation_if_err, next_ready, record_restarts};
 use crate::infrastructure::probe::localhost;
-use crate::infrastructure::container::Follower;
-use crate::infrastructure::{Init, InitContainer, Scenario};
+use crate::infrastructure::{scenario, Container, ContainerSpec, Follower, Run};
+use crate::performance::load::{bounded_load, record_restarts};
 use crate::utils::wait::secs;
 
 const WATCHED: &str = "/tmp/watched/conf";
 const DEBOUNCE: Duration = Duration::from_millis(400);
+/// How long a restarted child may take to print its handshake (generous: 2 shared cores).
+const RESTART_WITHIN: Duration = Duration::from_secs(10);
 
 /// One change to the watched file, made inside the container, and the content the restarted
 /// child must print.
@@ -38,77 +39,86 @@ struct Change {
 const CHANGES: [Change; 3] = [
     Change {
         what: "an atomic replace",
-        script: "printf 'conf version=1\\n' > /tmp/watched/conf.tmp && mv /tmp/watched/conf.tmp /tmp/watched/conf",
+        script: "printf 'conf version=1\\n' > /tmp/watched/conf.tmp \
+            && mv /tmp/watched/conf.tmp /tmp/watched/conf",
         version: "1",
     },
     Change { what: "a touch", script: "touch /tmp/watched/conf", version: "1" },
     Change {
         what: "a burst of 12 writes",
-        script: "for i in 2 3 4 5 6 7 8 9 10 11 12 13; do printf 'conf version=%s\\n' $i > /tmp/watched/conf; usleep 80000; done",
+        script: "for i in 2 3 4 5 6 7 8 9 10 11 12 13; do \
+            printf 'conf version=%s\\n' $i > /tmp/watched/conf; usleep 80000; done",
         version: "13",
     },
 ];
 
-async fn change(c: &InitContainer, script: &str) -> Result<()> {
-    let out = c.exec(&["sh", "-c", script]).await?;
-    if out.code != 0 {
-        bail!("changing {WATCHED} failed ({}): {}", out.code, out.stderr.join("\n"));
+/// Each change restarts the child exactly once, after the quiet period, with the last
+/// content; the sockets stay, so the load sees no failed request.
+#[scenario(needs(Ports, LiveReload))]
+async fn file_changes_restart_the_child_once_per_quiet_period_with_the_last_write_and_no_failed_request(
+    run: Run,
+) -> Result<()> {
+    let c = ContainerSpec::new(&run)
+        .with_ports([8080])
+        .with_file(WATCHED, "conf version=0\n")
+        .live_reload(WATCHED, DEBOUNCE)
+        .child(["sh", "-c", "cat /tmp/watched/conf; exec testkit echo"])
+        .start()
+        .await?;
+    let mut follower = c.follow();
+    let first = c.next_ready(&mut follower, RESTART_WITHIN, "start").await?;
+    let load = bounded_load(localhost(c.host_port(8080).await?)).start();
+    let serving = load.wait_for_pid(first.pid, secs(10)).await;
+    check_ok!(c, serving, "the first child never answered the load");
+
+    let started = std::time::Instant::now();
+    let mut pids = vec![first.pid];
+    for step in &CHANGES {
+        c.sh(step.script).await?;
+        let printed = follower.next_fact("conf", secs(10), |_| true).await;
+        let printed = check_ok!(c, printed, "no restart after {}", step.what);
+        check_in!(
+            c,
+            printed.get("version") == Some(step.version),
+            "the first restart after {} started with `{printed}`, expected version={} \
+             (the last write)",
+            step.what,
+            step.version
+        );
+        let pid = c.next_ready(&mut follower, RESTART_WITHIN, step.what).await?.pid;
+        pids.push(pid);
+        let answered = load.wait_for_pid(pid, secs(10)).await;
+        check_ok!(c, answered, "the child restarted after {} never answered", step.what);
     }
+    let elapsed = started.elapsed();
+    // The quiet period after the last change: two debounce periods without a restart.
+    let extra = follower.next_fact("ready", 2 * DEBOUNCE, |_| true).await;
+    let timeline = load.stop().await?;
+    record_restarts(&run, CHANGES.len(), &timeline, elapsed);
+
+    let extra = extra.ok().map(|f| f.to_string());
+    check_in!(c, extra.is_none(), "an extra restart after the last change had settled: {extra:?}");
+    let readies = c.report().await?.readies()?.len();
+    let changes = CHANGES.len();
+    check_in!(
+        c,
+        readies == changes + 1,
+        "{readies} children started for {changes} changes, expected one each"
+    );
+    check_in!(
+        c,
+        timeline.failures().is_empty(),
+        "requests failed during live reloads: {}",
+        timeline.summary()
+    );
+    let answered: Vec<i32> = timeline.pids();
+    check_in!(
+        c,
+        answered.iter().all(|p| pids.contains(p)),
+        "replies from {answered:?}, children were {pids:?}"
+    );
+    check_in!(c, c.state().await?.running, "the container stopped during live reloads");
     Ok(())
-}
-
-scenario! {
-    /// Each change restarts the child exactly once, after the quiet period, with the last
-    /// content; the sockets stay, so the load sees no failed request.
-    fn file_changes_restart_the_child_once_per_quiet_period_with_the_last_write_and_no_failed_request(init) {
-        let c = Scenario::new(&init)
-            .with_ports([8080])
-            .with_file(WATCHED, "conf version=0\n")
-            .live_reload(WATCHED, DEBOUNCE)
-            .child(["sh", "-c", "cat /tmp/watched/conf; exec testkit echo"])
-            .start()
-            .await?;
-        let mut follower = c.follow();
-        let first = next_ready(&c, &mut follower, "start").await?;
-        let load = bounded_load(localhost(c.host_port(8080).await?)).start();
-        let serving = load.wait_for_pid(first.pid, secs(10)).await;
-        deviation_if_err(&c, serving, "the first child never answered the load").await?;
-
-        let started = std::time::Instant::now();
-        let mut pids = vec![first.pid];
-        for step in &CHANGES {
-            change(&c, step.script).await?;
-            let printed = follower.next_fact("conf", secs(10), |_| true).await;
-            let printed = deviation_if_err(&c, printed, &format!("no restart after {}", step.what)).await?;
-            check_in!(
-                c,
-                printed.get("version") == Some(step.version),
-                "the first restart after {} started with `{printed}`, expected version={} (the last write)",
-                step.what,
-                step.version
-            );
-            let pid = next_ready(&c, &mut follower, step.what).await?.pid;
-            pids.push(pid);
-            let answered = load.wait_for_pid(pid, secs(10)).await;
-            deviation_if_err(&c, answered, &format!("the child restarted after {} never answered", step.what)).await?;
-        }
-        let elapsed = started.elapsed();
-        // The quiet period after the last change: two debounce periods without a restart.
-        let extra = follower.next_fact("ready", 2 * DEBOUNCE, |_| true).await;
-        let timeline = load.stop().await?;
-        record_restarts(&init, CHANGES.len(), &timeline, elapsed);
-
-        let extra = extra.ok().map(|f| f.to_string());
-        check_in!(c, extra.is_none(), "an extra restart after the last change had settled: {extra:?}");
-        let readies = c.report().await?.readies()?.len();
-        let changes = CHANGES.len();
-        check_in!(c, readies == changes + 1, "{readies} children started for {changes} changes, expected one each");
-        check_in!(c, timeline.failures().is_empty(), "requests failed during live reloads: {}", timeline.summary());
-        let answered: Vec<i32> = timeline.pids();
-        check_in!(c, answered.iter().all(|p| pids.contains(p)), "replies from {answered:?}, children were {pids:?}");
-        check_in!(c, c.state().await?.running, "the container stopped during live reloads");
-        Ok(())
-    }
 }
 
 /// A watched directory (not a file): every change anywhere below it counts.
@@ -116,23 +126,30 @@ const TREE: &str = "/tmp/tree";
 
 /// Starts `testkit signals` watched through the whole [`TREE`] directory, which holds `files`
 /// from the start; returns the container and a follower past the first child's handshake.
-async fn watching_tree(init: &Init, files: &[&str]) -> Result<(InitContainer, Follower)> {
-    let mut scenario = Scenario::new(init).live_reload(TREE, DEBOUNCE).child(["testkit", "signals"]);
+async fn watching_tree(run: &Run, files: &[&str]) -> Result<(Container, Follower)> {
+    let mut scenario =
+        ContainerSpec::new(run).live_reload(TREE, DEBOUNCE).child(["testkit", "signals"]);
     for file in files {
         scenario = scenario.with_file(file, "version=0\n");
     }
     let c = scenario.start().await?;
     let mut follower = c.follow();
-    next_ready(&c, &mut follower, "start").await?;
+    c.next_ready(&mut follower, RESTART_WITHIN, "start").await?;
     Ok((c, follower))
 }
 
 /// Makes `what` happen inside the container and requires exactly one restart for it: a new
 /// child, then no other one for two debounce periods.
-async fn restarts_once(c: &InitContainer, follower: &mut Follower, what: &str, script: &str) -> Result<()> {
-    change(c, script).await?;
-    next_ready(c, follower, what).await?;
-    let extra = follower.next_fact("ready", 2 * DEBOUNCE, |_| true).await.ok().map(|f| f.to_string());
+async fn restarts_once(
+    c: &Container,
+    follower: &mut Follower,
+    what: &str,
+    script: &str,
+) -> Result<()> {
+    c.sh(script).await?;
+    c.next_ready(follower, RESTART_WITHIN, what).await?;
+    let extra =
+        follower.next_fact("ready", 2 * DEBOUNCE, |_| true).await.ok().map(|f| f.to_string());
     check_in!(c, extra.is_none(), "a second restart after {what}: {extra:?}");
     Ok(())
 }
@@ -145,25 +162,32 @@ struct TreeCase {
     steps: &'static [(&'static str, &'static str)],
 }
 
-async fn tree_case(init: Init, case: TreeCase) -> Result<()> {
-    let (c, mut follower) = watching_tree(&init, case.files).await?;
+async fn tree_case(run: Run, case: TreeCase) -> Result<()> {
+    let (c, mut follower) = watching_tree(&run, case.files).await?;
     for (what, script) in case.steps {
         restarts_once(&c, &mut follower, what, script).await?;
     }
     let readies = c.report().await?.readies()?.len();
     let expected = case.steps.len() + 1;
-    check_in!(c, readies == expected, "{readies} children started, expected {expected} (the first and one per change)");
+    check_in!(
+        c,
+        readies == expected,
+        "{readies} children started, expected {expected} (the first and one per change)"
+    );
     check_in!(c, c.state().await?.running, "the container stopped during live reloads");
     Ok(())
 }
 
 scenario_table! {
-    tree_case;
+    tree_case needs(LiveReload);
     /// A watched directory is watched with its subdirectories: a write two levels down
     /// restarts the child once. An init that watches only the top directory misses it.
     a_write_in_a_subdirectory_of_a_watched_directory_restarts_the_child_once => TreeCase {
         files: &["/tmp/tree/sub/deeper/conf"],
-        steps: &[("a write in a subdirectory", "printf 'version=1\\n' > /tmp/tree/sub/deeper/conf")],
+        steps: &[(
+            "a write in a subdirectory",
+            "printf 'version=1\\n' > /tmp/tree/sub/deeper/conf",
+        )],
     },
     /// A directory created after start is watched too: its creation is a change (one restart),
     /// and so is, later, a write inside it. An init that watches only the directories that
@@ -178,23 +202,35 @@ scenario_table! {
 }
 
 /// Writes to `.git` and to editor temporaries, the names scinit ignores (README "Live reload").
-const IGNORED_WRITES: &str = "cd /tmp/tree && printf x > .git/HEAD && mkdir .git/refs && printf x > .git/refs/main \
-    && printf x > conf.swp && printf x > .conf.swx && printf x > conf~ && printf x > .#conf && printf x > 4913 \
-    && rm 4913";
+const IGNORED_WRITES: &str = "cd /tmp/tree && printf x > .git/HEAD && mkdir .git/refs \
+    && printf x > .git/refs/main && printf x > conf.swp && printf x > .conf.swx \
+    && printf x > conf~ && printf x > .#conf && printf x > 4913 && rm 4913";
 
-scenario! {
-    /// Writes to `.git/` (present from the start), `*.swp`, `*.swx`, `*~`, `.#*` and vim's
-    /// `4913` probe restart nothing, even after the debounce period and a second more; a real
-    /// write afterwards restarts the child exactly once. An init that does not filter these
-    /// names restarts the child on every `git commit` or editor save.
-    fn writes_to_git_metadata_and_editor_temporaries_do_not_restart_the_child(init) {
-        let (c, mut follower) = watching_tree(&init, &["/tmp/tree/conf", "/tmp/tree/.git/HEAD"]).await?;
-        change(&c, IGNORED_WRITES).await?;
-        let spurious = follower.next_fact("ready", DEBOUNCE + secs(1), |_| true).await.ok().map(|f| f.to_string());
-        check_in!(c, spurious.is_none(), "writes to ignored names restarted the child: {spurious:?}");
-        restarts_once(&c, &mut follower, "a write to the watched file", "printf 'version=1\\n' > /tmp/tree/conf").await?;
-        let readies = c.report().await?.readies()?.len();
-        check_in!(c, readies == 2, "{readies} children started, expected 2 (the first and one for the real write)");
-        Ok(())
-    }
+/// Writes to `.git/` (present from the start), `*.swp`, `*.swx`, `*~`, `.#*` and vim's
+/// `4913` probe restart nothing, even after the debounce period and a second more; a real
+/// write afterwards restarts the child exactly once. An init that does not filter these
+/// names restarts the child on every `git commit` or editor save.
+#[scenario(needs(LiveReload))]
+async fn writes_to_git_metadata_and_editor_temporaries_do_not_restart_the_child(
+    run: Run,
+) -> Result<()> {
+    let (c, mut follower) = watching_tree(&run, &["/tmp/tree/conf", "/tmp/tree/.git/HEAD"]).await?;
+    c.sh(IGNORED_WRITES).await?;
+    let spurious =
+        follower.next_fact("ready", DEBOUNCE + secs(1), |_| true).await.ok().map(|f| f.to_string());
+    check_in!(c, spurious.is_none(), "writes to ignored names restarted the child: {spurious:?}");
+    restarts_once(
+        &c,
+        &mut follower,
+        "a write to the watched file",
+        "printf 'version=1\\n' > /tmp/tree/conf",
+    )
+    .await?;
+    let readies = c.report().await?.readies()?.len();
+    check_in!(
+        c,
+        readies == 2,
+        "{readies} children started, expected 2 (the first and one for the real write)"
+    );
+    Ok(())
 }

@@ -1,12 +1,12 @@
 //! Sockets: the init binds the ports, the child serves them, and the host reaches them through
 //! ports published on 127.0.0.1 (or the host network), with an application-level round trip.
 //!
-//! scinit's contract (README, "Socket activation contract" and "Restarts"): each port is bound once, at fds 3.. in `--ports`
-//! order, with `LISTEN_FDS`, `LISTEN_PID` (the child's own pid), `LISTEN_FDNAMES` and
-//! `SCINIT_INHERITED_FDS`; a restart stops the old child and starts a new one on the *same*
-//! sockets, so connections arriving meanwhile wait in the kernel backlog instead of being
-//! refused. The original scinit's restarts dropped connections for about a second; these
-//! scenarios measure the claim from outside, as a load balancer would see it.
+//! scinit's contract (README, "Socket activation contract" and "Restarts"): each port is bound
+//! once, at fds 3.. in `--ports` order, with `LISTEN_FDS`, `LISTEN_PID` (the child's own pid),
+//! `LISTEN_FDNAMES` and `SCINIT_INHERITED_FDS`; a restart stops the old child and starts a new
+//! one on the *same* sockets, so connections arriving meanwhile wait in the kernel backlog
+//! instead of being refused. The original scinit's restarts dropped connections for about a
+//! second; these scenarios measure the claim from outside, as a load balancer would see it.
 //!
 //! Evidence: the inspector's JSON (fds, socket inodes, environment), the echo server's lines and
 //! replies (`ECHO PID=<pid>: ...` names the process that answered, so a restart is visible in the
@@ -21,106 +21,42 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 
-use crate::infrastructure::probe::{self, localhost, Load, Protocol, Session, Timeline};
-use crate::infrastructure::container::Follower;
-use crate::infrastructure::{Deviation, Init, InitContainer, InitKind, Network, Scenario};
-use crate::utils::child_report::{Inspection, Ready};
-use crate::utils::wait::{self, millis, secs, Polled};
+use crate::infrastructure::probe::{self, localhost, Load, Protocol, Session};
+use crate::infrastructure::{
+    scenario, Capability, Container, ContainerSpec, Follower, Network, Run,
+};
+use crate::performance::load::{bounded_load, record_restarts};
+use crate::utils::child_report::Inspection;
+use crate::utils::proc::PortView;
+use crate::utils::wait::{self, secs, Polled};
 
 /// How long a restarted child may take to print its handshake (generous: 2 shared cores).
 const RESTART_WITHIN: Duration = Duration::from_secs(10);
 /// The worst request latency accepted while the server restarts (liveness, not performance).
 const LATENCY_BOUND: Duration = Duration::from_secs(5);
 
-scenario! {
-    /// The echo server answers through a published port; with scinit it serves the socket scinit
-    /// bound, with other inits it binds the port itself.
-    fn echo_server_answers_through_a_published_port(init) {
-        let scenario = Scenario::new(&init);
-        let scenario = if init.profile.kind == InitKind::Scinit {
-            scenario.with_ports([8080]).child(["testkit", "echo"])
-        } else {
-            scenario.publish([8080]).child(["testkit", "echo", "--listen", "0.0.0.0:8080"])
-        };
-        let c = scenario.start().await?;
-        let port = c.host_port(8080).await?;
-        let reply = probe::wait_until_serving(localhost(port), secs(10)).await;
-        check_in!(c, reply.is_ok(), "no echo through 127.0.0.1:{port}: {}", why(&reply));
-        Ok(())
-    }
+/// The echo server answers through a published port; with an init that binds ports (scinit) it
+/// serves the socket the init bound, with the other inits it binds the port itself.
+#[scenario]
+async fn echo_server_answers_through_a_published_port(run: Run) -> Result<()> {
+    let scenario = ContainerSpec::new(&run);
+    let scenario = if run.init().has(Capability::Ports) {
+        scenario.with_ports([8080]).child(["testkit", "echo"])
+    } else {
+        scenario.publish([8080]).child(["testkit", "echo", "--listen", "0.0.0.0:8080"])
+    };
+    let c = scenario.start().await?;
+    let port = c.host_port(8080).await?;
+    let reply = probe::wait_until_serving(localhost(port), secs(10)).await;
+    check_in!(c, reply.is_ok(), "no echo through 127.0.0.1:{port}: {}", why(&reply));
+    Ok(())
 }
 
 /// The text of an error, for messages about results kept as evidence.
 fn why<T>(result: &Result<T>) -> String {
     result.as_ref().err().map(|e| format!("{e:#}")).unwrap_or_default()
-}
-
-/// A harness wait that timed out because the init did not do its part: a deviation, with the
-/// container's story.
-pub(super) async fn deviation_if_err<T>(c: &InitContainer, result: Result<T>, what: &str) -> Result<T> {
-    match result {
-        Ok(value) => Ok(value),
-        Err(e) => Err(Deviation(format!("{what}: {e:#}\n{}", c.evidence().await)).into()),
-    }
-}
-
-/// The next handshake on `follower`: the next (re)started child. Its absence is a deviation.
-pub(super) async fn next_ready(c: &InitContainer, follower: &mut Follower, after: &str) -> Result<Ready> {
-    let fact = follower.next_fact("ready", RESTART_WITHIN, |_| true).await;
-    Ready::from_fact(&deviation_if_err(c, fact, &format!("no new child after {after}")).await?)
-}
-
-/// The inodes of the sockets process `pid` holds, by fd order (read through `docker exec`).
-async fn socket_inodes(c: &InitContainer, pid: i32) -> Result<Vec<u64>> {
-    let out = c.exec(&["ls", "-l", &format!("/proc/{pid}/fd")]).await?;
-    // An fd closed while `ls` lists the directory (a connection ending) makes it exit 1 with
-    // the rest listed; only an empty listing means the process is gone.
-    if out.stdout.is_empty() {
-        bail!("ls /proc/{pid}/fd failed ({}): {}", out.code, out.stderr.join("\n"));
-    }
-    let mut fds: Vec<(u32, u64)> = out
-        .stdout
-        .iter()
-        .filter_map(|line| {
-            let (left, target) = line.split_once(" -> ")?;
-            let fd = left.split_whitespace().last()?.parse().ok()?;
-            let inode = target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()?;
-            Some((fd, inode))
-        })
-        .collect();
-    fds.sort_unstable();
-    Ok(fds.into_iter().map(|(_, inode)| inode).collect())
-}
-
-/// The TCP sockets on `port` inside the container, from `/proc/net/tcp{,6}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PortView {
-    /// The accept queue of the listening socket (`rx_queue` of its LISTEN line): connections the
-    /// kernel completed that no process has accepted yet. `None` when nothing listens.
-    queued: Option<u64>,
-    /// Established connections whose local end is the port (the server side).
-    established: usize,
-}
-
-async fn port_view(c: &InitContainer, port: u16) -> Result<PortView> {
-    let out = c.exec(&["cat", "/proc/net/tcp", "/proc/net/tcp6"]).await?;
-    let suffix = format!(":{port:04X}");
-    let mut view = PortView { queued: None, established: 0 };
-    for line in &out.stdout {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (Some(local), Some(state), Some(queues)) = (fields.get(1), fields.get(3), fields.get(4)) else { continue };
-        if !local.ends_with(&suffix) {
-            continue;
-        }
-        match *state {
-            "0A" => view.queued = queues.split_once(':').and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok()),
-            "01" => view.established += 1,
-            _ => {}
-        }
-    }
-    Ok(view)
 }
 
 // --- The inheritance contract --------------------------------------------------------------
@@ -138,8 +74,10 @@ impl InheritanceCase {
         self.host.starts_with('[')
     }
 
-    fn scenario(&self, init: &Init, child: &[&str]) -> Scenario {
-        let mut s = Scenario::new(init).with_ports(self.ports.iter().copied()).child(child.iter().copied());
+    fn scenario(&self, run: &Run, child: &[&str]) -> ContainerSpec {
+        let mut s = ContainerSpec::new(run)
+            .with_ports(self.ports.iter().copied())
+            .child(child.iter().copied());
         if let Some(addr) = self.bind {
             s = s.bind_addr(addr);
         }
@@ -157,13 +95,23 @@ impl InheritanceCase {
         let mut problems = Vec::new();
         let expected_fds: Vec<i64> = (0..3 + n as i64).collect();
         if seen.fds != expected_fds {
-            problems.push(format!("fds {:?}, expected exactly {expected_fds:?} (stdio + the sockets)", seen.fds));
+            problems.push(format!(
+                "fds {:?}, expected exactly {expected_fds:?} (stdio + the sockets)",
+                seen.fds
+            ));
         }
-        let sockets: Vec<(i64, String, bool)> = seen.sockets.iter().map(|s| (s.fd, s.addr.clone(), s.listening)).collect();
-        let expected: Vec<(i64, String, bool)> =
-            self.ports.iter().enumerate().map(|(i, p)| (3 + i as i64, format!("{}:{p}", self.host), true)).collect();
+        let sockets: Vec<(i64, String, bool)> =
+            seen.sockets.iter().map(|s| (s.fd, s.addr.clone(), s.listening)).collect();
+        let expected: Vec<(i64, String, bool)> = self
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (3 + i as i64, format!("{}:{p}", self.host), true))
+            .collect();
         if sockets != expected {
-            problems.push(format!("sockets (fd, addr, listening) {sockets:?}, expected {expected:?} in --ports order"));
+            problems.push(format!(
+                "sockets (fd, addr, listening) {sockets:?}, expected {expected:?} in --ports order"
+            ));
         }
         let count = n.to_string();
         if seen.env("LISTEN_FDS") != Some(count.as_str()) {
@@ -171,16 +119,25 @@ impl InheritanceCase {
         }
         let pid = seen.pid.to_string();
         if seen.env("LISTEN_PID") != Some(pid.as_str()) {
-            problems.push(format!("LISTEN_PID={:?}, expected the child's own pid {pid}", seen.env("LISTEN_PID")));
+            problems.push(format!(
+                "LISTEN_PID={:?}, expected the child's own pid {pid}",
+                seen.env("LISTEN_PID")
+            ));
         }
-        let names: Vec<&str> = seen.env("LISTEN_FDNAMES").map(|v| v.split(':').collect()).unwrap_or_default();
+        let names: Vec<&str> =
+            seen.env("LISTEN_FDNAMES").map(|v| v.split(':').collect()).unwrap_or_default();
         if names.len() != n || names.iter().any(|name| name.is_empty()) {
             let names = seen.env("LISTEN_FDNAMES");
-            problems.push(format!("LISTEN_FDNAMES={names:?}, expected {n} non-empty colon-separated names"));
+            problems.push(format!(
+                "LISTEN_FDNAMES={names:?}, expected {n} non-empty colon-separated names"
+            ));
         }
         let fds = (3..3 + n).map(|fd| fd.to_string()).collect::<Vec<_>>().join(",");
         if seen.env("SCINIT_INHERITED_FDS") != Some(fds.as_str()) {
-            problems.push(format!("SCINIT_INHERITED_FDS={:?}, expected {fds:?}", seen.env("SCINIT_INHERITED_FDS")));
+            problems.push(format!(
+                "SCINIT_INHERITED_FDS={:?}, expected {fds:?}",
+                seen.env("SCINIT_INHERITED_FDS")
+            ));
         }
         problems
     }
@@ -188,26 +145,42 @@ impl InheritanceCase {
 
 /// The next inspector report on `follower`.
 async fn next_inspection(follower: &mut Follower) -> Result<Inspection> {
-    let line = follower.next_line("the inspector's `inspect` line", secs(10), |l| l.starts_with("inspect ")).await?;
+    let line = follower
+        .next_line("the inspector's `inspect` line", secs(10), |l| l.starts_with("inspect "))
+        .await?;
     Inspection::from_lines(&[line])
 }
 
-async fn inheritance_case(init: Init, case: InheritanceCase) -> Result<()> {
+async fn inheritance_case(run: Run, case: InheritanceCase) -> Result<()> {
     // The inspector: what a child sees, before and after a SIGHUP restart.
-    let c = case.scenario(&init, &["testkit", "inspect", "--stay"]).start().await?;
+    let c = case.scenario(&run, &["testkit", "inspect", "--stay"]).start().await?;
     let mut follower = c.follow();
     let first = next_inspection(&mut follower).await?;
     let problems = case.problems(&first);
-    check_in!(c, problems.is_empty(), "the first child's view breaks the contract:\n  {}", problems.join("\n  "));
+    check_in!(
+        c,
+        problems.is_empty(),
+        "the first child's view breaks the contract:\n  {}",
+        problems.join("\n  ")
+    );
     let inodes: Vec<u64> = first.sockets.iter().map(|s| s.inode).collect();
-    let held = socket_inodes(&c, 1).await?;
-    check_in!(c, inodes.iter().all(|i| held.contains(i)), "the child's sockets {inodes:?} are not the init's own {held:?}");
+    let held = c.socket_inodes(1).await?;
+    check_in!(
+        c,
+        inodes.iter().all(|i| held.contains(i)),
+        "the child's sockets {inodes:?} are not the init's own {held:?}"
+    );
 
     c.kill("SIGHUP").await?;
-    next_ready(&c, &mut follower, "SIGHUP").await?;
+    c.next_ready(&mut follower, RESTART_WITHIN, "SIGHUP").await?;
     let second = next_inspection(&mut follower).await?;
     let problems = case.problems(&second);
-    check_in!(c, problems.is_empty(), "the restarted child's view breaks the contract:\n  {}", problems.join("\n  "));
+    check_in!(
+        c,
+        problems.is_empty(),
+        "the restarted child's view breaks the contract:\n  {}",
+        problems.join("\n  ")
+    );
     check_in!(c, second.pid != first.pid, "the restarted child has the old pid {}", first.pid);
     let after: Vec<u64> = second.sockets.iter().map(|s| s.inode).collect();
     check_in!(
@@ -218,7 +191,7 @@ async fn inheritance_case(init: Init, case: InheritanceCase) -> Result<()> {
     );
 
     // The echo server: the same sockets, adopted and served.
-    let c = case.scenario(&init, &["testkit", "echo"]).start().await?;
+    let c = case.scenario(&run, &["testkit", "echo"]).start().await?;
     let report = c.report().await?;
     let listening: Vec<String> = report.of_kind("listening").map(|f| f.to_string()).collect();
     let expected: Vec<String> = case
@@ -227,7 +200,11 @@ async fn inheritance_case(init: Init, case: InheritanceCase) -> Result<()> {
         .enumerate()
         .map(|(i, p)| format!("listening addr={}:{p} fd={} inherited=true", case.host, 3 + i))
         .collect();
-    check_in!(c, listening == expected, "the echo server reported {listening:?}, expected {expected:?}");
+    check_in!(
+        c,
+        listening == expected,
+        "the echo server reported {listening:?}, expected {expected:?}"
+    );
     let pid = report.readies()?.first().map(|r| r.pid).context("no handshake")?;
     for &port in case.ports {
         let line = format!("via-{port}");
@@ -237,7 +214,9 @@ async fn inheritance_case(init: Init, case: InheritanceCase) -> Result<()> {
             c.exec(&["sh", "-c", &script]).await?.stdout.join("\n")
         } else {
             let reply = probe::request(localhost(c.host_port(port).await?), &line, secs(10)).await;
-            reply.map(|r| format!("ECHO PID={}: {line}", r.pid)).unwrap_or_else(|e| format!("{e:#}"))
+            reply
+                .map(|r| format!("ECHO PID={}: {line}", r.pid))
+                .unwrap_or_else(|e| format!("{e:#}"))
         };
         let wanted = format!("ECHO PID={pid}: {line}");
         check_in!(c, answer == wanted, "port {port}: got {answer:?}, expected {wanted:?}");
@@ -246,7 +225,7 @@ async fn inheritance_case(init: Init, case: InheritanceCase) -> Result<()> {
 }
 
 scenario_table! {
-    inheritance_case;
+    inheritance_case needs(Ports, Restart);
     /// One port on the default bind address (0.0.0.0: scinit's home is a container, where a
     /// loopback-only socket is unreachable through a published port).
     one_port_is_inherited_at_fd_3_with_the_activation_variables_on_ipv4 =>
@@ -270,12 +249,12 @@ const RESTARTS: usize = 50;
 
 /// An echo server under scinit, on `network`, and the address the host reaches it at.
 async fn echo_server(
-    init: &Init,
+    run: &Run,
     network: Network,
     child: &[&str],
     grace: Option<Duration>,
-) -> Result<(InitContainer, SocketAddr)> {
-    let mut scenario = Scenario::new(init).child(child.iter().copied()).network(network);
+) -> Result<(Container, SocketAddr)> {
+    let mut scenario = ContainerSpec::new(run).child(child.iter().copied()).network(network);
     if let Some(grace) = grace {
         scenario = scenario.grace(grace);
     }
@@ -295,25 +274,6 @@ async fn echo_server(
     Ok((c, addr))
 }
 
-/// The figures of the restart table (`make docker-test`), under the names it reads.
-pub(super) fn record_restarts(init: &Init, restarts: usize, timeline: &Timeline, elapsed: Duration) {
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    init.record("restarts", restarts as f64, "count");
-    init.record("requests", timeline.total() as f64, "count");
-    init.record("failed", timeline.failures().len() as f64, "count");
-    init.record("longest_gap_ms", ms(timeline.longest_gap()), "ms");
-    init.record("p50_ms", ms(timeline.latency_percentile(50.0)), "ms");
-    init.record("p99_ms", ms(timeline.latency_percentile(99.0)), "ms");
-    init.record("max_ms", ms(timeline.max_latency()), "ms");
-    init.record("restarts_per_s", restarts as f64 / elapsed.as_secs_f64(), "1/s");
-}
-
-/// Four clients, one request every 10 ms each: a few hundred requests per second at most,
-/// bounded to a minute.
-pub(super) fn bounded_load(addr: SocketAddr) -> Load {
-    Load { connections: 4, interval: millis(10), max_duration: secs(60), request_timeout: secs(10), ..Load::new(addr) }
-}
-
 /// Fifty SIGHUP restarts while a host-side load runs. Each restart waits for its event (the new
 /// child's handshake, then a load reply from the new pid), never for a fixed time.
 ///
@@ -323,202 +283,247 @@ pub(super) fn bounded_load(addr: SocketAddr) -> Load {
 /// in scinit's backlog, and every request pays a second hop and the proxy's scheduling (p50 of
 /// a few ms instead of under one). On the host network the client's SYN lands straight in the
 /// backlog of the socket scinit holds, so those figures show scinit alone.
-async fn restart_under_load_case(init: Init, network: Network) -> Result<()> {
-    let (c, addr) = echo_server(&init, network, &["testkit", "echo"], None).await?;
+async fn restart_under_load_case(run: Run, network: Network) -> Result<()> {
+    let (c, addr) = echo_server(&run, network, &["testkit", "echo"], None).await?;
     let mut follower = c.follow();
-    let mut pids = vec![next_ready(&c, &mut follower, "start").await?.pid];
+    let mut pids = vec![c.next_ready(&mut follower, RESTART_WITHIN, "start").await?.pid];
     let load = bounded_load(addr).start();
     let serving = load.wait_for_pid(pids[0], secs(10)).await;
-    deviation_if_err(&c, serving, "the first child never answered the load").await?;
+    check_ok!(c, serving, "the first child never answered the load");
 
     let started = Instant::now();
     for n in 1..=RESTARTS {
         c.kill("SIGHUP").await?;
-        let pid = next_ready(&c, &mut follower, &format!("SIGHUP #{n}")).await?.pid;
-        check_in!(c, !pids.contains(&pid), "SIGHUP #{n}: the new child has the pid {pid} of an earlier one");
+        let pid = c.next_ready(&mut follower, RESTART_WITHIN, format!("SIGHUP #{n}")).await?.pid;
+        check_in!(
+            c,
+            !pids.contains(&pid),
+            "SIGHUP #{n}: the new child has the pid {pid} of an earlier one"
+        );
         pids.push(pid);
         let answered = load.wait_for_pid(pid, secs(10)).await;
-        deviation_if_err(&c, answered, &format!("SIGHUP #{n}: the new child {pid} never answered the load")).await?;
+        check_ok!(c, answered, "SIGHUP #{n}: the new child {pid} never answered the load");
     }
     let elapsed = started.elapsed();
     let timeline = load.stop().await?;
-    record_restarts(&init, RESTARTS, &timeline, elapsed);
+    record_restarts(&run, RESTARTS, &timeline, elapsed);
 
-    check_in!(c, timeline.failures().is_empty(), "requests failed during {RESTARTS} restarts: {}", timeline.summary());
+    check_in!(
+        c,
+        timeline.failures().is_empty(),
+        "requests failed during {RESTARTS} restarts: {}",
+        timeline.summary()
+    );
     let answered: BTreeSet<i32> = timeline.pids().into_iter().collect();
     let started_pids: BTreeSet<i32> = pids.iter().copied().collect();
     check_in!(
         c,
         answered == started_pids && answered.len() == RESTARTS + 1,
-        "the replies came from pids {answered:?}; expected exactly the {} children started {started_pids:?}",
+        "the replies came from pids {answered:?}; expected exactly the {} children started \
+         {started_pids:?}",
         RESTARTS + 1
     );
-    check_in!(c, timeline.max_latency() < LATENCY_BOUND, "a request took {:?}: {}", timeline.max_latency(), timeline.summary());
+    check_in!(
+        c,
+        timeline.max_latency() < LATENCY_BOUND,
+        "a request took {:?}: {}",
+        timeline.max_latency(),
+        timeline.summary()
+    );
     check_in!(c, c.state().await?.running, "the container stopped after the restarts");
     Ok(())
 }
 
 scenario_table! {
-    restart_under_load_case;
+    restart_under_load_case needs(Ports, Restart);
     fifty_sighup_restarts_under_load_fail_no_request_through_a_published_port => Network::Bridge,
     fifty_sighup_restarts_under_load_fail_no_request_on_the_host_network => Network::Host,
 }
 
 // --- Restarts that go wrong ----------------------------------------------------------------
 
-scenario! {
-    /// The new child cannot be executed (its binary was removed, as by a botched deploy): scinit
-    /// logs it, stays up and keeps the listening socket, so a connection made meanwhile waits in
-    /// the backlog; once the binary is back, the next SIGHUP starts a child that answers it.
-    fn a_restart_whose_binary_is_gone_keeps_the_socket_and_the_next_restart_answers_the_queue(init) {
-        let (c, addr) = echo_server(&init, Network::Bridge, &["/bin/testkit", "echo"], Some(secs(2))).await?;
-        let mut follower = c.follow();
-        let first = next_ready(&c, &mut follower, "start").await?;
-        let held = socket_inodes(&c, 1).await?;
-        let removed = c.exec(&["sh", "-c", "cp /bin/testkit /tmp/testkit.saved && rm /bin/testkit"]).await?;
-        if removed.code != 0 {
-            bail!("removing the binary failed: {removed:?}");
-        }
+/// The new child cannot be executed (its binary was removed, as by a botched deploy): scinit
+/// logs it, stays up and keeps the listening socket, so a connection made meanwhile waits in
+/// the backlog; once the binary is back, the next SIGHUP starts a child that answers it.
+#[scenario(needs(Ports, Restart))]
+async fn a_restart_whose_binary_is_gone_keeps_the_socket_and_the_next_restart_answers_the_queue(
+    run: Run,
+) -> Result<()> {
+    let (c, addr) =
+        echo_server(&run, Network::Bridge, &["/bin/testkit", "echo"], Some(secs(2))).await?;
+    let mut follower = c.follow();
+    let first = c.next_ready(&mut follower, RESTART_WITHIN, "start").await?;
+    let held = c.socket_inodes(1).await?;
+    c.sh("cp /bin/testkit /tmp/testkit.saved && rm /bin/testkit").await?;
 
-        c.kill("SIGHUP").await?;
-        let exited = follower.next_fact("exiting", secs(10), |_| true).await;
-        deviation_if_err(&c, exited, "the old child was not stopped by SIGHUP").await?;
-        let logged = wait::until("scinit's log of the failed start", secs(5), || async {
-            let stderr = c.logs().await?.stderr;
-            Ok(match stderr.iter().find(|l| l.starts_with("scinit:") && l.contains("/bin/testkit")) {
-                Some(line) => Polled::Ready(line.clone()),
-                None => Polled::NotYet(format!("{stderr:?}")),
-            })
+    c.kill("SIGHUP").await?;
+    let exited = follower.next_fact("exiting", secs(10), |_| true).await;
+    check_ok!(c, exited, "the old child was not stopped by SIGHUP");
+    let logged = wait::until("scinit's log of the failed start", secs(5), || async {
+        let stderr = c.logs().await?.stderr;
+        Ok(match stderr.iter().find(|l| l.starts_with("scinit:") && l.contains("/bin/testkit")) {
+            Some(line) => Polled::Ready(line.clone()),
+            None => Polled::NotYet(format!("{stderr:?}")),
         })
-        .await;
-        deviation_if_err(&c, logged, "the failed start was not logged").await?;
+    })
+    .await;
+    check_ok!(c, logged, "the failed start was not logged");
 
-        let queued = tokio::spawn(probe::request(addr, "queued", secs(20)));
-        let in_backlog = wait::until("the connection in the accept queue", secs(5), || async {
-            Ok(match port_view(&c, ECHO_PORT).await? {
-                PortView { queued: Some(n), .. } if n >= 1 => Polled::Ready(()),
-                other => Polled::NotYet(format!("{other:?}")),
-            })
+    let queued = tokio::spawn(probe::request(addr, "queued", secs(20)));
+    let in_backlog = wait::until("the connection in the accept queue", secs(5), || async {
+        Ok(match c.listening(ECHO_PORT).await? {
+            PortView { queued: Some(n), .. } if n >= 1 => Polled::Ready(()),
+            other => Polled::NotYet(format!("{other:?}")),
         })
-        .await;
-        deviation_if_err(&c, in_backlog, "no listening socket held the connection while no child ran").await?;
-        check_in!(c, c.state().await?.running, "the init exited after the failed start");
-        let still = socket_inodes(&c, 1).await?;
-        check_in!(c, still == held, "the init's sockets changed after the failed start: {held:?} -> {still:?}");
+    })
+    .await;
+    check_ok!(c, in_backlog, "no listening socket held the connection while no child ran");
+    check_in!(c, c.state().await?.running, "the init exited after the failed start");
+    let still = c.socket_inodes(1).await?;
+    check_in!(
+        c,
+        still == held,
+        "the init's sockets changed after the failed start: {held:?} -> {still:?}"
+    );
 
-        let restored = c.exec(&["cp", "/tmp/testkit.saved", "/bin/testkit"]).await?;
-        if restored.code != 0 {
-            bail!("restoring the binary failed: {restored:?}");
-        }
-        c.kill("SIGHUP").await?;
-        let second = next_ready(&c, &mut follower, "the binary came back and SIGHUP").await?;
-        let answer = queued.await.map_err(|e| anyhow!("the queued request's task: {e}"))?;
-        check_in!(
-            c,
-            answer.as_ref().is_ok_and(|r| r.pid == second.pid),
-            "the queued request got {}, expected a reply from the new child {}",
-            answer.as_ref().map_or_else(|e| format!("{e:#}"), |r| format!("{r:?}")),
-            second.pid
-        );
-        check_in!(c, second.pid != first.pid, "no new child: pid {} before and after", first.pid);
-        Ok(())
-    }
+    c.sh("cp /tmp/testkit.saved /bin/testkit").await?;
+    c.kill("SIGHUP").await?;
+    let second =
+        c.next_ready(&mut follower, RESTART_WITHIN, "the binary came back and SIGHUP").await?;
+    let answer = queued.await.map_err(|e| anyhow!("the queued request's task: {e}"))?;
+    check_in!(
+        c,
+        answer.as_ref().is_ok_and(|r| r.pid == second.pid),
+        "the queued request got {}, expected a reply from the new child {}",
+        answer.as_ref().map_or_else(|e| format!("{e:#}"), |r| format!("{r:?}")),
+        second.pid
+    );
+    check_in!(c, second.pid != first.pid, "no new child: pid {} before and after", first.pid);
+    Ok(())
 }
 
-scenario! {
-    /// An old child that ignores SIGTERM (`--term stall`: stops accepting, never exits) is killed
-    /// when the grace period ends, not before; requests sent meanwhile wait in the backlog and
-    /// are answered by the new child.
-    fn an_old_child_ignoring_sigterm_is_killed_after_the_grace_period_and_queued_requests_succeed(init) {
-        let grace = secs(1);
-        let (c, addr) = echo_server(&init, Network::Bridge, &["testkit", "echo", "--term", "stall"], Some(grace)).await?;
-        let mut follower = c.follow();
-        let first = next_ready(&c, &mut follower, "start").await?;
-        probe::request(addr, "before", secs(10)).await?;
+/// An old child that ignores SIGTERM (`--term stall`: stops accepting, never exits) is killed
+/// when the grace period ends, not before; requests sent meanwhile wait in the backlog and
+/// are answered by the new child.
+#[scenario(needs(Ports, Restart))]
+async fn an_old_child_ignoring_sigterm_is_killed_after_the_grace_period_and_queued_requests_succeed(
+    run: Run,
+) -> Result<()> {
+    let grace = secs(1);
+    let (c, addr) =
+        echo_server(&run, Network::Bridge, &["testkit", "echo", "--term", "stall"], Some(grace))
+            .await?;
+    let mut follower = c.follow();
+    let first = c.next_ready(&mut follower, RESTART_WITHIN, "start").await?;
+    probe::request(addr, "before", secs(10)).await?;
 
-        let sent = Instant::now();
-        c.kill("SIGHUP").await?;
-        let termed = follower.next_fact("signal", secs(5), |f| f.get("name") == Some("SIGTERM")).await;
-        deviation_if_err(&c, termed, "the old child never got SIGTERM").await?;
-        // The stalled child accepts nothing from here on: these wait in the backlog.
-        let queued: Vec<_> = (0..4)
-            .map(|n| tokio::spawn(async move { probe::request(addr, &format!("queued-{n}"), secs(15)).await }))
-            .collect();
-        let second = next_ready(&c, &mut follower, "SIGHUP to a child ignoring SIGTERM").await?;
-        let escalation = sent.elapsed();
-        init.record("escalation_ms", escalation.as_secs_f64() * 1000.0, "ms");
+    let sent = Instant::now();
+    c.kill("SIGHUP").await?;
+    let termed = follower.next_fact("signal", secs(5), |f| f.get("name") == Some("SIGTERM")).await;
+    check_ok!(c, termed, "the old child never got SIGTERM");
+    // The stalled child accepts nothing from here on: these wait in the backlog.
+    let queued: Vec<_> = (0..4)
+        .map(|n| {
+            tokio::spawn(
+                async move { probe::request(addr, &format!("queued-{n}"), secs(15)).await },
+            )
+        })
+        .collect();
+    let second =
+        c.next_ready(&mut follower, RESTART_WITHIN, "SIGHUP to a child ignoring SIGTERM").await?;
+    let escalation = sent.elapsed();
+    run.record("escalation_ms", escalation.as_secs_f64() * 1000.0, "ms");
 
-        check_in!(
-            c,
-            escalation >= grace,
-            "the new child started {escalation:?} after SIGHUP, before the {grace:?} grace period ended"
-        );
-        check_in!(
-            c,
-            escalation < grace + secs(4),
-            "the old child was replaced only {escalation:?} after SIGHUP (grace {grace:?})"
-        );
-        let mut answers = Vec::new();
-        for task in queued {
-            answers.push(task.await.map_err(|e| anyhow!("a queued request's task: {e}"))?);
-        }
-        let wrong: Vec<String> = answers
-            .iter()
-            .filter_map(|a| match a {
-                Ok(r) if r.pid == second.pid => None,
-                Ok(r) => Some(format!("answered by {}", r.pid)),
-                Err(e) => Some(format!("{e:#}")),
-            })
-            .collect();
-        check_in!(c, wrong.is_empty(), "queued requests not answered by the new child {}: {wrong:?}", second.pid);
-        let left = c.processes().await?;
-        check_in!(c, left.iter().all(|p| p.pid != first.pid), "the old child {} is still there: {left:?}", first.pid);
-        Ok(())
+    check_in!(
+        c,
+        escalation >= grace,
+        "the new child started {escalation:?} after SIGHUP, before the {grace:?} grace period ended"
+    );
+    check_in!(
+        c,
+        escalation < grace + secs(4),
+        "the old child was replaced only {escalation:?} after SIGHUP (grace {grace:?})"
+    );
+    let mut answers = Vec::new();
+    for task in queued {
+        answers.push(task.await.map_err(|e| anyhow!("a queued request's task: {e}"))?);
     }
+    let wrong: Vec<String> = answers
+        .iter()
+        .filter_map(|a| match a {
+            Ok(r) if r.pid == second.pid => None,
+            Ok(r) => Some(format!("answered by {}", r.pid)),
+            Err(e) => Some(format!("{e:#}")),
+        })
+        .collect();
+    check_in!(
+        c,
+        wrong.is_empty(),
+        "queued requests not answered by the new child {}: {wrong:?}",
+        second.pid
+    );
+    let left = c.processes().await?;
+    check_in!(
+        c,
+        left.iter().all(|p| p.pid != first.pid),
+        "the old child {} is still there: {left:?}",
+        first.pid
+    );
+    Ok(())
 }
 
-scenario! {
-    /// A graceful child finishes what it accepted: connections it accepted before SIGHUP, whose
-    /// request comes only after the SIGTERM, still get their answer from the old child (scinit
-    /// waits for it, within the grace period), while new connections wait for the new child. No
-    /// request is cut. On the host network, so that the connections the old child accepted are
-    /// the test's own (through docker-proxy they would be the proxy's).
-    fn a_graceful_child_answers_its_in_flight_connections_during_a_restart(init) {
-        let (c, addr) = echo_server(&init, Network::Host, &["testkit", "echo"], None).await?;
-        let mut follower = c.follow();
-        let first = next_ready(&c, &mut follower, "start").await?;
-        let mut sessions = Vec::new();
-        for _ in 0..4 {
-            sessions.push(Session::open(addr, secs(10)).await?);
-        }
-        wait::until("the old child to accept the 4 connections", secs(5), || async {
-            let view = port_view(&c, addr.port()).await?;
-            let accepted = view.queued == Some(0) && view.established >= 4;
-            Ok(if accepted { Polled::Ready(()) } else { Polled::NotYet(format!("{view:?}")) })
-        })
-        .await?;
-        let load = bounded_load(addr).start();
+/// A graceful child finishes what it accepted: connections it accepted before SIGHUP, whose
+/// request comes only after the SIGTERM, still get their answer from the old child (scinit
+/// waits for it, within the grace period), while new connections wait for the new child. No
+/// request is cut. On the host network, so that the connections the old child accepted are
+/// the test's own (through docker-proxy they would be the proxy's).
+#[scenario(needs(Ports, Restart))]
+async fn a_graceful_child_answers_its_in_flight_connections_during_a_restart(
+    run: Run,
+) -> Result<()> {
+    let (c, addr) = echo_server(&run, Network::Host, &["testkit", "echo"], None).await?;
+    let mut follower = c.follow();
+    let first = c.next_ready(&mut follower, RESTART_WITHIN, "start").await?;
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        sessions.push(Session::open(addr, secs(10)).await?);
+    }
+    wait::until("the old child to accept the 4 connections", secs(5), || async {
+        let view = c.listening(addr.port()).await?;
+        let accepted = view.queued == Some(0) && view.established >= 4;
+        Ok(if accepted { Polled::Ready(()) } else { Polled::NotYet(format!("{view:?}")) })
+    })
+    .await?;
+    let load = bounded_load(addr).start();
 
-        c.kill("SIGHUP").await?;
-        let termed = follower.next_fact("signal", secs(5), |f| f.get("name") == Some("SIGTERM")).await;
-        deviation_if_err(&c, termed, "the old child never got SIGTERM").await?;
-        let mut cut = Vec::new();
-        for (n, session) in sessions.iter_mut().enumerate() {
-            match session.echo(&format!("in-flight-{n}")).await {
-                Ok(reply) if reply.pid == first.pid => {}
-                Ok(reply) => cut.push(format!("connection {n}: answered by {}, not the old child", reply.pid)),
-                Err(e) => cut.push(format!("connection {n}: {e:#}")),
+    c.kill("SIGHUP").await?;
+    let termed = follower.next_fact("signal", secs(5), |f| f.get("name") == Some("SIGTERM")).await;
+    check_ok!(c, termed, "the old child never got SIGTERM");
+    let mut cut = Vec::new();
+    for (n, session) in sessions.iter_mut().enumerate() {
+        match session.echo(&format!("in-flight-{n}")).await {
+            Ok(reply) if reply.pid == first.pid => {}
+            Ok(reply) => {
+                cut.push(format!("connection {n}: answered by {}, not the old child", reply.pid))
             }
+            Err(e) => cut.push(format!("connection {n}: {e:#}")),
         }
-        let second = next_ready(&c, &mut follower, "the old child's connections were answered").await?;
-        let answered = load.wait_for_pid(second.pid, secs(10)).await;
-        deviation_if_err(&c, answered, "the new child never answered the load").await?;
-        let timeline = load.stop().await?;
-
-        check_in!(c, cut.is_empty(), "in-flight connections were cut by the restart: {cut:?}");
-        check_in!(c, timeline.failures().is_empty(), "requests failed during the restart: {}", timeline.summary());
-        Ok(())
     }
+    let second = c
+        .next_ready(&mut follower, RESTART_WITHIN, "the old child's connections were answered")
+        .await?;
+    let answered = load.wait_for_pid(second.pid, secs(10)).await;
+    check_ok!(c, answered, "the new child never answered the load");
+    let timeline = load.stop().await?;
+
+    check_in!(c, cut.is_empty(), "in-flight connections were cut by the restart: {cut:?}");
+    check_in!(
+        c,
+        timeline.failures().is_empty(),
+        "requests failed during the restart: {}",
+        timeline.summary()
+    );
+    Ok(())
 }
 
 // --- What scinit saves: `docker restart` of a child that binds its own port ----------------
@@ -533,12 +538,19 @@ const DOCKER_RESTARTS: usize = 3;
 /// docker-notes.md §9). The restart table shows these figures beside scinit's SIGHUP restarts.
 /// The host port is fixed so the clients' address survives the restart. Any init can be asked
 /// this.
-async fn docker_restart_case(init: Init, network: Network) -> Result<()> {
+async fn docker_restart_case(run: Run, network: Network) -> Result<()> {
     let host_port = probe::free_port()?;
-    let scenario = Scenario::new(&init).grace(secs(2)).network(network);
+    let scenario = ContainerSpec::new(&run).grace(secs(2)).network(network);
     let scenario = match network {
-        Network::Host => scenario.child(["testkit", "echo", "--listen", &format!("127.0.0.1:{host_port}")]),
-        _ => scenario.publish_at(ECHO_PORT, host_port).child(["testkit", "echo", "--listen", "0.0.0.0:8080"]),
+        Network::Host => {
+            scenario.child(["testkit", "echo", "--listen", &format!("127.0.0.1:{host_port}")])
+        }
+        _ => scenario.publish_at(ECHO_PORT, host_port).child([
+            "testkit",
+            "echo",
+            "--listen",
+            "0.0.0.0:8080",
+        ]),
     };
     let c = scenario.start().await?;
     let load = bounded_load(localhost(host_port)).start();
@@ -548,14 +560,18 @@ async fn docker_restart_case(init: Init, network: Network) -> Result<()> {
     for n in 1..=DOCKER_RESTARTS {
         c.restart(secs(5)).await?;
         let back = load.wait_for_success_since(Instant::now(), secs(15)).await;
-        deviation_if_err(&c, back, &format!("no reply after docker restart #{n}")).await?;
+        check_ok!(c, back, "no reply after docker restart #{n}");
     }
     let elapsed = started.elapsed();
     let timeline = load.stop().await?;
-    record_restarts(&init, DOCKER_RESTARTS, &timeline, elapsed);
+    record_restarts(&run, DOCKER_RESTARTS, &timeline, elapsed);
 
     let readies = c.report().await?.readies()?.len();
-    check_in!(c, readies == DOCKER_RESTARTS + 1, "{readies} handshakes for {DOCKER_RESTARTS} docker restarts");
+    check_in!(
+        c,
+        readies == DOCKER_RESTARTS + 1,
+        "{readies} handshakes for {DOCKER_RESTARTS} docker restarts"
+    );
     let gap = timeline.longest_gap();
     check_in!(
         c,
@@ -568,7 +584,8 @@ async fn docker_restart_case(init: Init, network: Network) -> Result<()> {
 
 scenario_table! {
     docker_restart_case;
-    docker_restart_of_a_self_binding_child_loses_requests_through_a_published_port => Network::Bridge,
+    docker_restart_of_a_self_binding_child_loses_requests_through_a_published_port =>
+        Network::Bridge,
     docker_restart_of_a_self_binding_child_loses_requests_on_the_host_network => Network::Host,
 }
 
@@ -580,70 +597,107 @@ const LIGHTTPD_BODY: &str = "served by lighttpd from scinit's socket\n";
 const LIGHTTPD_RESTARTS: usize = 5;
 
 /// Waits until lighttpd has logged its `n`-th `server started` (on stderr: polled).
-async fn lighttpd_started(c: &InitContainer, n: usize, within: Duration) -> Result<()> {
+async fn lighttpd_started(c: &Container, n: usize, within: Duration) -> Result<()> {
     wait::until(&format!("lighttpd's `server started` #{n}"), within, || async {
         let stderr = c.logs().await?.stderr;
         let seen = stderr.iter().filter(|l| l.contains("server started")).count();
-        Ok(if seen >= n { Polled::Ready(()) } else { Polled::NotYet(format!("{seen} starts: {stderr:?}")) })
+        Ok(if seen >= n {
+            Polled::Ready(())
+        } else {
+            Polled::NotYet(format!("{seen} starts: {stderr:?}"))
+        })
     })
     .await
 }
 
 /// lighttpd's pid, from the process table.
-async fn lighttpd_pid(c: &InitContainer) -> Result<i32> {
+async fn lighttpd_pid(c: &Container) -> Result<i32> {
     let table = c.processes().await?;
-    table.iter().find(|p| p.comm == "lighttpd").map(|p| p.pid).ok_or_else(|| anyhow!("no lighttpd in {table:?}"))
+    table
+        .iter()
+        .find(|p| p.comm == "lighttpd")
+        .map(|p| p.pid)
+        .ok_or_else(|| anyhow!("no lighttpd in {table:?}"))
 }
 
-scenario! {
-    /// Debian's lighttpd (`server.systemd-socket-activation = "enable"`,
-    /// `fixtures/lighttpd/lighttpd.conf`), copied with its `ldd` closure: a real program that
-    /// takes its socket from `LISTEN_FDS`/`LISTEN_PID` serves HTTP on scinit's socket, and keeps
-    /// serving, with no failed request, across SIGHUP restarts. Its built-in modules
-    /// (indexfile, staticfile) are enough: nothing from `/usr/lib/lighttpd/` is loaded.
-    fn lighttpd_serves_http_from_inherited_sockets_across_sighup_restarts(init) {
-        let c = Scenario::new(&init)
-            .with_ports([ECHO_PORT])
-            .with_program("/usr/sbin/lighttpd", "/usr/sbin/lighttpd")
-            .with_file("/etc/lighttpd/lighttpd.conf", include_str!("../../../fixtures/lighttpd/lighttpd.conf"))
-            .with_file("/var/www/index.html", LIGHTTPD_BODY)
-            .child(["/scripts/socket_lighttpd.sh"])
-            .without_ready_wait()
-            .start()
-            .await?;
-        let started = lighttpd_started(&c, 1, secs(10)).await;
-        deviation_if_err(&c, started, "lighttpd never started on the inherited socket").await?;
-        let addr = localhost(c.host_port(ECHO_PORT).await?);
-        let page = probe::http_get(addr, "/", secs(10)).await;
-        let from_lighttpd = |p: &probe::HttpReply| p.server.as_deref().is_some_and(|s| s.starts_with("lighttpd/"));
-        let served = page.as_ref().is_ok_and(|p| p.status == 200 && p.body == LIGHTTPD_BODY && from_lighttpd(p));
-        let page = page.map_or_else(|e| format!("{e:#}"), |p| format!("{p:?}"));
-        check_in!(c, served, "GET / through 127.0.0.1:{}: {page}", addr.port());
-        let held = socket_inodes(&c, 1).await?;
-        let mut pids = vec![lighttpd_pid(&c).await?];
-        let used = socket_inodes(&c, pids[0]).await?;
-        check_in!(c, held.iter().all(|i| used.contains(i)), "lighttpd's sockets {used:?} do not include scinit's {held:?}");
+/// Debian's lighttpd (`server.systemd-socket-activation = "enable"`,
+/// `fixtures/lighttpd/lighttpd.conf`), copied with its `ldd` closure: a real program that
+/// takes its socket from `LISTEN_FDS`/`LISTEN_PID` serves HTTP on scinit's socket, and keeps
+/// serving, with no failed request, across SIGHUP restarts. Its built-in modules
+/// (indexfile, staticfile) are enough: nothing from `/usr/lib/lighttpd/` is loaded.
+#[scenario(needs(Ports, Restart))]
+async fn lighttpd_serves_http_from_inherited_sockets_across_sighup_restarts(
+    run: Run,
+) -> Result<()> {
+    let c = ContainerSpec::new(&run)
+        .with_ports([ECHO_PORT])
+        .with_program("/usr/sbin/lighttpd", "/usr/sbin/lighttpd")
+        .with_file(
+            "/etc/lighttpd/lighttpd.conf",
+            include_str!("../../../fixtures/lighttpd/lighttpd.conf"),
+        )
+        .with_file("/var/www/index.html", LIGHTTPD_BODY)
+        .child(["/scripts/socket_lighttpd.sh"])
+        .without_ready_wait()
+        .start()
+        .await?;
+    let started = lighttpd_started(&c, 1, secs(10)).await;
+    check_ok!(c, started, "lighttpd never started on the inherited socket");
+    let addr = localhost(c.host_port(ECHO_PORT).await?);
+    let page = probe::http_get(addr, "/", secs(10)).await;
+    let from_lighttpd =
+        |p: &probe::HttpReply| p.server.as_deref().is_some_and(|s| s.starts_with("lighttpd/"));
+    let served =
+        page.as_ref().is_ok_and(|p| p.status == 200 && p.body == LIGHTTPD_BODY && from_lighttpd(p));
+    let page = page.map_or_else(|e| format!("{e:#}"), |p| format!("{p:?}"));
+    check_in!(c, served, "GET / through 127.0.0.1:{}: {page}", addr.port());
+    let held = c.socket_inodes(1).await?;
+    let mut pids = vec![lighttpd_pid(&c).await?];
+    let used = c.socket_inodes(pids[0]).await?;
+    check_in!(
+        c,
+        held.iter().all(|i| used.contains(i)),
+        "lighttpd's sockets {used:?} do not include scinit's {held:?}"
+    );
 
-        let http = Protocol::Http { path: "/".into(), body: LIGHTTPD_BODY.into() };
-        let load = Load { protocol: http, ..bounded_load(addr) }.start();
-        let started = Instant::now();
-        for n in 1..=LIGHTTPD_RESTARTS {
-            c.kill("SIGHUP").await?;
-            let restarted = lighttpd_started(&c, n + 1, RESTART_WITHIN).await;
-            deviation_if_err(&c, restarted, &format!("lighttpd was not started again after SIGHUP #{n}")).await?;
-            let pid = lighttpd_pid(&c).await?;
-            check_in!(c, !pids.contains(&pid), "SIGHUP #{n}: lighttpd has the pid {pid} of an earlier run");
-            pids.push(pid);
-            let used = socket_inodes(&c, pid).await?;
-            check_in!(c, held.iter().all(|i| used.contains(i)), "lighttpd {pid}'s sockets {used:?} miss scinit's {held:?}");
-            let back = load.wait_for_success_since(Instant::now(), secs(10)).await;
-            deviation_if_err(&c, back, &format!("no page served after SIGHUP #{n}")).await?;
-        }
-        let elapsed = started.elapsed();
-        let timeline = load.stop().await?;
-        record_restarts(&init, LIGHTTPD_RESTARTS, &timeline, elapsed);
-        check_in!(c, timeline.failures().is_empty(), "requests failed across lighttpd restarts: {}", timeline.summary());
-        check_in!(c, timeline.max_latency() < LATENCY_BOUND, "a request took {:?}: {}", timeline.max_latency(), timeline.summary());
-        Ok(())
+    let http = Protocol::Http { path: "/".into(), body: LIGHTTPD_BODY.into() };
+    let load = Load { protocol: http, ..bounded_load(addr) }.start();
+    let started = Instant::now();
+    for n in 1..=LIGHTTPD_RESTARTS {
+        c.kill("SIGHUP").await?;
+        let restarted = lighttpd_started(&c, n + 1, RESTART_WITHIN).await;
+        check_ok!(c, restarted, "lighttpd was not started again after SIGHUP #{n}");
+        let pid = lighttpd_pid(&c).await?;
+        check_in!(
+            c,
+            !pids.contains(&pid),
+            "SIGHUP #{n}: lighttpd has the pid {pid} of an earlier run"
+        );
+        pids.push(pid);
+        let used = c.socket_inodes(pid).await?;
+        check_in!(
+            c,
+            held.iter().all(|i| used.contains(i)),
+            "lighttpd {pid}'s sockets {used:?} miss scinit's {held:?}"
+        );
+        let back = load.wait_for_success_since(Instant::now(), secs(10)).await;
+        check_ok!(c, back, "no page served after SIGHUP #{n}");
     }
+    let elapsed = started.elapsed();
+    let timeline = load.stop().await?;
+    record_restarts(&run, LIGHTTPD_RESTARTS, &timeline, elapsed);
+    check_in!(
+        c,
+        timeline.failures().is_empty(),
+        "requests failed across lighttpd restarts: {}",
+        timeline.summary()
+    );
+    check_in!(
+        c,
+        timeline.max_latency() < LATENCY_BOUND,
+        "a request took {:?}: {}",
+        timeline.max_latency(),
+        timeline.summary()
+    );
+    Ok(())
 }

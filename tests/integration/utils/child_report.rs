@@ -192,7 +192,9 @@ impl Inspection {
         let raw: serde_json::Value =
             serde_json::from_str(json).with_context(|| format!("inspector JSON: {json}"))?;
         let int = |k: &str| raw[k].as_i64().with_context(|| format!("`{k}` missing in {json}"));
-        let text = |k: &str| raw[k].as_str().map(str::to_string).with_context(|| format!("`{k}` missing in {json}"));
+        let text = |k: &str| {
+            raw[k].as_str().map(str::to_string).with_context(|| format!("`{k}` missing in {json}"))
+        };
         let fds = raw["fds"]
             .as_array()
             .context("`fds` missing")?
@@ -234,6 +236,12 @@ pub fn mask_is_empty(hex: &str) -> bool {
     hex.chars().all(|c| c == '0')
 }
 
+/// The signal numbers set in a `/proc/<pid>/status` signal mask (hex), for messages.
+pub fn signals_in(hex: &str) -> Vec<u32> {
+    let bits = u64::from_str_radix(hex, 16).unwrap_or_default();
+    (0..64).filter(|bit| bits & (1 << bit) != 0).map(|bit| bit + 1).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +269,6 @@ mod tests {
         assert_eq!(i.env("LISTEN_FDS"), Some("1"));
         assert!(mask_is_empty(&i.sigblk));
         assert!(!mask_is_empty("0000000000001000"));
+        assert_eq!(signals_in("0000000000001000"), [13]);
     }
 }

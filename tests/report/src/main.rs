@@ -13,18 +13,26 @@ use std::process::ExitCode;
 
 use serde_json::{json, Value};
 
-/// The figures of the restart table, in column order, with their headers.
-const RESTART_COLUMNS: [(&str, &str); 6] = [
-    ("restarts", "restarts"),
-    ("requests", "requests"),
-    ("failed", "failed"),
-    ("longest_gap_ms", "longest gap ms"),
-    ("p99_ms", "p99 ms"),
-    ("max_ms", "max ms"),
+#[path = "../../support/figures.rs"]
+mod figures;
+
+use figures::restart;
+
+/// The restart table: the figures, in column order, with their headers.
+const RESTART_TABLE: [(&str, &str); 6] = [
+    (restart::RESTARTS, "restarts"),
+    (restart::REQUESTS, "requests"),
+    (restart::FAILED, "failed"),
+    (restart::LONGEST_GAP_MS, "longest gap ms"),
+    (restart::P99_MS, "p99 ms"),
+    (restart::MAX_MS, "max ms"),
 ];
 
 fn main() -> ExitCode {
-    let dir = std::env::args_os().nth(1).map(PathBuf::from).unwrap_or_else(|| "target/test-results".into());
+    let dir = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "target/test-results".into());
     match run(&dir) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -39,8 +47,10 @@ fn run(dir: &Path) -> Result<bool, String> {
     let path = dir.join("records.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let session = std::env::var("SCINIT_TEST_SESSION").unwrap_or_default();
-    let records: Vec<Value> =
-        parse_records(&text)?.into_iter().filter(|r| session.is_empty() || str_of(r, "session") == session).collect();
+    let records: Vec<Value> = parse_records(&text)?
+        .into_iter()
+        .filter(|r| session.is_empty() || str_of(r, "session") == session)
+        .collect();
     let results = json!({ "records": records, "matrix": matrix_json(&records) });
     let out = dir.join("results.json");
     let pretty = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
@@ -56,7 +66,9 @@ fn parse_records(text: &str) -> Result<Vec<Value>, String> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(n, l)| serde_json::from_str(l).map_err(|e| format!("records.jsonl line {}: {e}", n + 1)))
+        .map(|(n, l)| {
+            serde_json::from_str(l).map_err(|e| format!("records.jsonl line {}: {e}", n + 1))
+        })
         .collect()
 }
 
@@ -97,7 +109,9 @@ fn matrix_json(records: &[Value]) -> Value {
 fn render_matrix(records: &[Value]) -> String {
     let inits = inits(records);
     let rows = verdicts(records);
-    let mut table = vec![std::iter::once("scenario".to_string()).chain(inits.iter().cloned()).collect::<Vec<_>>()];
+    let mut table = vec![std::iter::once("scenario".to_string())
+        .chain(inits.iter().cloned())
+        .collect::<Vec<_>>()];
     for (scenario, by_init) in &rows {
         let mut row = vec![scenario.clone()];
         row.extend(inits.iter().map(|i| by_init.get(i).cloned().unwrap_or_else(|| "-".into())));
@@ -107,10 +121,20 @@ fn render_matrix(records: &[Value]) -> String {
     out.push_str(&render_table(&table));
     let differences: Vec<String> = records
         .iter()
-        .filter(|r| matches!(str_of(r, "verdict"), "expected-difference" | "varies:difference" | "FAIL" | "UNEXPECTED-PASS" | "ERROR"))
+        .filter(|r| {
+            matches!(
+                str_of(r, "verdict"),
+                "expected-difference" | "varies:difference" | "FAIL" | "UNEXPECTED-PASS" | "ERROR"
+            )
+        })
         .map(|r| {
             let first_line = str_of(r, "detail").lines().next().unwrap_or("");
-            format!("  {} / {} [{}]: {first_line}", str_of(r, "scenario"), str_of(r, "init"), str_of(r, "verdict"))
+            format!(
+                "  {} / {} [{}]: {first_line}",
+                str_of(r, "scenario"),
+                str_of(r, "init"),
+                str_of(r, "verdict")
+            )
         })
         .collect();
     if !differences.is_empty() {
@@ -126,7 +150,12 @@ fn measurements(r: &Value) -> BTreeMap<String, (f64, String)> {
         .as_array()
         .map(|ms| {
             ms.iter()
-                .map(|m| (str_of(m, "name").to_string(), (m["value"].as_f64().unwrap_or(f64::NAN), str_of(m, "unit").to_string())))
+                .map(|m| {
+                    (
+                        str_of(m, "name").to_string(),
+                        (m["value"].as_f64().unwrap_or(f64::NAN), str_of(m, "unit").to_string()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -137,9 +166,14 @@ fn render_restart_table(records: &[Value]) -> String {
         .iter()
         .filter_map(|r| {
             let m = measurements(r);
-            m.contains_key("restarts").then(|| {
-                let mut row = vec![str_of(r, "scenario").to_string(), str_of(r, "init").to_string()];
-                row.extend(RESTART_COLUMNS.iter().map(|(k, _)| m.get(*k).map_or("-".into(), |(v, _)| format_value(*v))));
+            m.contains_key(restart::RESTARTS).then(|| {
+                let mut row =
+                    vec![str_of(r, "scenario").to_string(), str_of(r, "init").to_string()];
+                row.extend(
+                    RESTART_TABLE
+                        .iter()
+                        .map(|(k, _)| m.get(*k).map_or("-".into(), |(v, _)| format_value(*v))),
+                );
                 row
             })
         })
@@ -147,14 +181,19 @@ fn render_restart_table(records: &[Value]) -> String {
     if rows.is_empty() {
         return String::new();
     }
-    let mut table = vec![["scenario", "init"].iter().chain(RESTART_COLUMNS.iter().map(|(_, h)| h)).map(|s| s.to_string()).collect()];
+    let mut table = vec![["scenario", "init"]
+        .iter()
+        .chain(RESTART_TABLE.iter().map(|(_, h)| h))
+        .map(|s| s.to_string())
+        .collect()];
     table.extend(rows);
     format!("\n== Restarts under load ==\n{}", render_table(&table))
 }
 
 fn render_figures(records: &[Value]) -> String {
-    let restart_keys: BTreeSet<&str> = RESTART_COLUMNS.iter().map(|(k, _)| *k).collect();
-    let mut table = vec![vec!["scenario".to_string(), "init".into(), "figure".into(), "value".into()]];
+    let restart_keys: BTreeSet<&str> = RESTART_TABLE.iter().map(|(k, _)| *k).collect();
+    let mut table =
+        vec![vec!["scenario".to_string(), "init".into(), "figure".into(), "value".into()]];
     for r in records {
         for (name, (value, unit)) in measurements(r) {
             if restart_keys.contains(name.as_str()) {
@@ -184,11 +223,13 @@ fn format_value(v: f64) -> String {
 
 fn render_table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> =
-        (0..columns).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for (n, row) in rows.iter().enumerate() {
-        let cells: Vec<String> = row.iter().enumerate().map(|(c, s)| format!("{s:<w$}", w = widths[c])).collect();
+        let cells: Vec<String> =
+            row.iter().enumerate().map(|(c, s)| format!("{s:<w$}", w = widths[c])).collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
         if n == 0 {
@@ -214,7 +255,10 @@ mod tests {
         let text = render_matrix(&records);
         assert!(text.contains("scenario  scinit  tini"), "{text}");
         assert!(text.contains("a         pass    expected-difference"), "{text}");
-        assert!(text.contains("a / tini [expected-difference]: tini forwards to the pid"), "{text}");
+        assert!(
+            text.contains("a / tini [expected-difference]: tini forwards to the pid"),
+            "{text}"
+        );
         assert!(!text.contains("more"), "{text}");
     }
 
