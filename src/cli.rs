@@ -1,16 +1,15 @@
 //! Command line and `SCINIT_LOG` → [`Config`].
 //!
 //! Options end at the first non-option argument (COMMAND) or at `--`: everything after goes to
-//! the child verbatim, hyphenated arguments included. Every error is one line; its exit code is
-//! carried by [`CliError`] (2 for usage errors, 1 for a bad bind address, which the contract
-//! counts as a set-up error).
+//! the child verbatim, hyphenated arguments included. Every error is a one-line [`Fatal`]: a
+//! usage error (2), except a bad bind address, which the contract counts as a set-up error (1).
 
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::exit_status::{SETUP_ERROR, USAGE_ERROR};
+use crate::exit_status::Fatal;
 use crate::log::Level;
 use crate::signals;
 
@@ -64,22 +63,8 @@ pub enum Parsed {
     Version,
 }
 
-/// A one-line error and the exit code it maps to.
-#[derive(Debug, PartialEq)]
-pub struct CliError {
-    pub message: String,
-    pub exit_code: i32,
-}
-
-fn usage(message: String) -> CliError {
-    CliError {
-        message,
-        exit_code: USAGE_ERROR,
-    }
-}
-
 /// Parses the arguments (without argv\[0\]) and the value of `SCINIT_LOG`.
-pub fn parse<I>(args: I, scinit_log: Option<OsString>) -> Result<Parsed, CliError>
+pub fn parse<I>(args: I, scinit_log: Option<OsString>) -> Result<Parsed, Fatal>
 where
     I: IntoIterator<Item = OsString>,
 {
@@ -122,7 +107,7 @@ where
             "-V" | "--version" => return Ok(Parsed::Version),
             // A flag takes no value: `--live-reload=no` is an error rather than silently "yes".
             "--live-reload" if inline.is_some() => {
-                return Err(usage(format!("option '{name}' takes no value")));
+                return Err(Fatal::usage(format!("option '{name}' takes no value")));
             }
             "--live-reload" => config.live_reload = true,
             _ => {
@@ -130,9 +115,9 @@ where
                     Some(value) => value,
                     None => match args.next() {
                         Some(value) => value.into_string().map_err(|_| {
-                            usage(format!("option '{name}': value is not valid UTF-8"))
+                            Fatal::usage(format!("option '{name}': value is not valid UTF-8"))
                         })?,
-                        None => return Err(usage(format!("option '{name}' needs a value"))),
+                        None => return Err(Fatal::usage(format!("option '{name}' needs a value"))),
                     },
                 };
                 apply(&mut config, &mut bind_addr_text, &name, &value)?;
@@ -142,22 +127,19 @@ where
     config.command.extend(args);
 
     if config.command.is_empty() {
-        return Err(usage("missing COMMAND (try 'scinit --help')".to_string()));
+        return Err(Fatal::usage("missing COMMAND (try 'scinit --help')"));
     }
     if let Some(value) = scinit_log.filter(|v| !v.is_empty()) {
         let text = value.to_string_lossy();
         config.log_level = Level::parse(&text).ok_or_else(|| {
-            usage(format!(
-                "SCINIT_LOG='{text}' is not one of error, warn, info, debug"
-            ))
+            Fatal::usage(format!("SCINIT_LOG='{text}' is not one of error, warn, info, debug"))
         })?;
     }
     if let Some(text) = bind_addr_text {
-        config.bind_addr = parse_ip(&text).ok_or_else(|| CliError {
-            message: format!(
+        config.bind_addr = parse_ip(&text).ok_or_else(|| {
+            Fatal::setup(format!(
                 "--bind-addr '{text}' is not an IP address (hostnames are not resolved)"
-            ),
-            exit_code: SETUP_ERROR,
+            ))
         })?;
     }
     Ok(Parsed::Run(config))
@@ -168,20 +150,16 @@ fn apply(
     bind_addr: &mut Option<String>,
     name: &str,
     value: &str,
-) -> Result<(), CliError> {
+) -> Result<(), Fatal> {
     match name {
         "--ports" => {
             for part in value.split(',') {
-                let port = part
-                    .trim()
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|p| *p != 0)
-                    .ok_or_else(|| {
-                        usage(format!("--ports: '{part}' is not a port number (1-65535)"))
+                let port =
+                    part.trim().parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+                        Fatal::usage(format!("--ports: '{part}' is not a port number (1-65535)"))
                     })?;
                 if config.ports.contains(&port) {
-                    return Err(usage(format!("--ports: port {port} is given twice")));
+                    return Err(Fatal::usage(format!("--ports: port {port} is given twice")));
                 }
                 config.ports.push(port);
             }
@@ -194,7 +172,7 @@ fn apply(
                 .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
                 .map(bounded)
                 .ok_or_else(|| {
-                    usage(format!(
+                    Fatal::usage(format!(
                         "--graceful-timeout-secs: '{value}' is not a number of seconds"
                     ))
                 })?;
@@ -210,11 +188,7 @@ fn apply(
             // Accepted for compatibility with older scinit command lines; nothing polls.
             millis(name, value)?;
         }
-        _ => {
-            return Err(usage(format!(
-                "unknown option '{name}' (try 'scinit --help')"
-            )))
-        }
+        _ => return Err(Fatal::usage(format!("unknown option '{name}' (try 'scinit --help')"))),
     }
     Ok(())
 }
@@ -225,30 +199,28 @@ fn bounded(duration: Duration) -> Duration {
     duration.min(Duration::from_secs(u64::from(u32::MAX)))
 }
 
-fn millis(name: &str, value: &str) -> Result<Duration, CliError> {
-    value
-        .parse::<u64>()
-        .map(|ms| bounded(Duration::from_millis(ms)))
-        .map_err(|_| {
-            usage(format!(
-                "{name}: '{value}' is not a whole number of milliseconds"
-            ))
-        })
+fn millis(name: &str, value: &str) -> Result<Duration, Fatal> {
+    value.parse::<u64>().map(|ms| bounded(Duration::from_millis(ms))).map_err(|_| {
+        Fatal::usage(format!("{name}: '{value}' is not a whole number of milliseconds"))
+    })
 }
 
-fn restart_signal(value: &str) -> Result<Option<i32>, CliError> {
+fn restart_signal(value: &str) -> Result<Option<i32>, Fatal> {
     if value.eq_ignore_ascii_case("none") {
         return Ok(None);
     }
     let signo = signals::parse(value)
-        .ok_or_else(|| usage(format!("--restart-signal: unknown signal '{value}'")))?;
-    // The restart signal must be one scinit can receive and would otherwise forward.
+        .ok_or_else(|| Fatal::usage(format!("--restart-signal: unknown signal '{value}'")))?;
+    // The restart signal must be one scinit can receive and would otherwise forward. glibc
+    // keeps 32 and 33 (below SIGRTMIN) for itself and never lets them be blocked, so they
+    // would never reach scinit's signalfd.
     if signals::classify(signo, None) != signals::Class::Forward
         || signo == nix::libc::SIGKILL
         || signo == nix::libc::SIGSTOP
         || signals::FAULT_SIGNALS.iter().any(|s| *s as i32 == signo)
+        || (nix::libc::SIGSYS + 1..nix::libc::SIGRTMIN()).contains(&signo)
     {
-        return Err(usage(format!(
+        return Err(Fatal::usage(format!(
             "--restart-signal: {} cannot be the restart signal",
             signals::name(signo)
         )));
@@ -259,10 +231,7 @@ fn restart_signal(value: &str) -> Result<Option<i32>, CliError> {
 /// An IP literal, IPv6 optionally in brackets (`[::1]`). Never a hostname: resolving names
 /// would need a resolver in a static PID 1 and make the bound address depend on DNS.
 fn parse_ip(text: &str) -> Option<IpAddr> {
-    let bare = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(text);
+    let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
     bare.parse().ok()
 }
 
@@ -281,7 +250,7 @@ mod tests {
         }
     }
 
-    fn error(args: &[&str]) -> CliError {
+    fn error(args: &[&str]) -> Fatal {
         match parse(os(args), None) {
             Err(e) => e,
             other => panic!("{args:?} should fail, gave {other:?}"),
@@ -330,10 +299,7 @@ mod tests {
         assert_eq!(c.graceful_timeout, Duration::from_millis(500));
         assert_eq!(c.restart_delay, Duration::from_millis(250));
         assert!(c.live_reload);
-        assert_eq!(
-            c.watch_paths,
-            vec![PathBuf::from("/srv"), PathBuf::from("/etc/app.conf")]
-        );
+        assert_eq!(c.watch_paths, vec![PathBuf::from("/srv"), PathBuf::from("/etc/app.conf")]);
         assert_eq!(c.debounce, Duration::from_millis(100));
         assert_eq!(c.restart_signal, Some(nix::libc::SIGUSR2));
         assert_eq!(c.command, os(&["app"]));
@@ -343,10 +309,7 @@ mod tests {
     fn options_stop_at_the_command_and_hyphenated_child_args_pass_verbatim() {
         let c = run(&["--ports", "80", "app", "-x", "--ports", "9", "--", "--help"]);
         assert_eq!(c.ports, vec![80]);
-        assert_eq!(
-            c.command,
-            os(&["app", "-x", "--ports", "9", "--", "--help"])
-        );
+        assert_eq!(c.command, os(&["app", "-x", "--ports", "9", "--", "--help"]));
     }
 
     #[test]
@@ -377,22 +340,24 @@ mod tests {
 
     #[test]
     fn restart_signal_none_disables_restarts() {
-        assert_eq!(
-            run(&["--restart-signal", "none", "app"]).restart_signal,
-            None
-        );
+        assert_eq!(run(&["--restart-signal", "none", "app"]).restart_signal, None);
         assert_eq!(
             run(&["--restart-signal=SIGRTMIN+2", "app"]).restart_signal,
             Some(nix::libc::SIGRTMIN() + 2)
+        );
+        assert_eq!(
+            run(&["--restart-signal", "RTMAX-1", "app"]).restart_signal,
+            Some(nix::libc::SIGRTMAX() - 1)
+        );
+        assert_eq!(
+            run(&["--restart-signal", "12", "app"]).restart_signal,
+            Some(nix::libc::SIGUSR2)
         );
     }
 
     #[test]
     fn ipv6_literals_are_accepted_with_or_without_brackets() {
-        assert_eq!(
-            run(&["--bind-addr", "[::]", "app"]).bind_addr,
-            "::".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(run(&["--bind-addr", "[::]", "app"]).bind_addr, "::".parse::<IpAddr>().unwrap());
         assert_eq!(
             run(&["--bind-addr=127.0.0.1", "app"]).bind_addr,
             "127.0.0.1".parse::<IpAddr>().unwrap()
@@ -402,10 +367,7 @@ mod tests {
     #[test]
     fn help_and_version_win_wherever_they_appear_before_the_command() {
         assert_eq!(parse(os(&["-h"]), None), Ok(Parsed::Help));
-        assert_eq!(
-            parse(os(&["--ports", "80", "--help", "app"]), None),
-            Ok(Parsed::Help)
-        );
+        assert_eq!(parse(os(&["--ports", "80", "--help", "app"]), None), Ok(Parsed::Help));
         assert_eq!(parse(os(&["-V"]), None), Ok(Parsed::Version));
         assert_eq!(parse(os(&["--version"]), None), Ok(Parsed::Version));
         // After COMMAND they belong to the child.
@@ -433,49 +395,36 @@ mod tests {
             &["--restart-signal", "KILL", "app"],
             &["--restart-signal", "CHLD", "app"],
             &["--restart-signal", "SEGV", "app"],
+            &["--restart-signal", "RTMIN+-1", "app"],
+            &["--restart-signal", "RTMIN+2147483647", "app"],
+            &["--restart-signal", "32", "app"],
+            &["--restart-signal", "33", "app"],
             &["--live-reload=yes", "app"],
             &["--zombie-reap-interval-ms", "x", "app"],
         ];
         let mut failures = Vec::new();
         for args in cases {
             match parse(os(args), None) {
-                Err(e)
-                    if e.exit_code == 2 && !e.message.contains('\n') && !e.message.is_empty() => {}
+                Err(e) if e.code == 2 && !e.message.contains('\n') && !e.message.is_empty() => {}
                 other => failures.push(format!("{args:?} -> {other:?}")),
             }
         }
-        assert!(
-            failures.is_empty(),
-            "not usage errors:\n{}",
-            failures.join("\n")
-        );
+        assert!(failures.is_empty(), "not usage errors:\n{}", failures.join("\n"));
     }
 
     #[test]
     fn hostnames_are_rejected_as_a_setup_error() {
         let e = error(&["--bind-addr", "localhost", "app"]);
-        assert_eq!(e.exit_code, 1);
+        assert_eq!(e.code, 1);
         assert!(e.message.contains("localhost"), "{}", e.message);
     }
 
     #[test]
     fn scinit_log_sets_the_level_and_rejects_unknown_values() {
         let level = |v: &str| parse(os(&["app"]), Some(v.into()));
-        assert!(matches!(
-            level("debug"),
-            Ok(Parsed::Run(Config {
-                log_level: Level::Debug,
-                ..
-            }))
-        ));
-        assert!(matches!(
-            level(""),
-            Ok(Parsed::Run(Config {
-                log_level: Level::Warn,
-                ..
-            }))
-        ));
-        assert_eq!(level("loud").map(|_| ()).unwrap_err().exit_code, 2);
+        assert!(matches!(level("debug"), Ok(Parsed::Run(Config { log_level: Level::Debug, .. }))));
+        assert!(matches!(level(""), Ok(Parsed::Run(Config { log_level: Level::Warn, .. }))));
+        assert_eq!(level("loud").map(|_| ()).unwrap_err().code, 2);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! The event loop: the only place scinit waits.
 //!
-//! Error policy. Before the loop (in `main`), any failure is fatal: one line on stderr and a
-//! documented exit code (2 usage, 1 set-up, 127/126 when the first exec fails). Once the loop
-//! runs, scinit must not die on an error, because as PID 1 its death kills the whole container:
-//! every failure here is logged and the loop continues. The loop ends only through the
-//! supervisor's `Action::Exit`.
+//! Error policy. Before the loop (in `main`), any failure is fatal: an `exit_status::Fatal`, one
+//! line on stderr and a documented exit code (2 usage, 1 set-up; then 127/126 when the first exec
+//! fails, 1 when its fork does). Once the loop runs, scinit must not die on an error, because as
+//! PID 1 its death kills the whole container: every failure here is logged and the loop
+//! continues. The loop ends only through the supervisor's `Action::Exit`.
 //!
 //! One `poll` covers the signalfd and the inotify fd; its timeout is the supervisor's next
 //! deadline (grace period, restart delay, debounce), or infinite when there is none, so an idle
@@ -53,10 +53,7 @@ pub fn run(mut supervisor: Supervisor, mut ctx: Context<'_>) -> i32 {
         }
 
         wait(&supervisor, &mut ctx, &mut events);
-        if supervisor
-            .next_deadline()
-            .is_some_and(|deadline| deadline <= Instant::now())
-        {
+        if supervisor.next_deadline().is_some_and(|deadline| deadline <= Instant::now()) {
             events.push_back(Event::Timeout);
         }
         while let Some(event) = events.pop_front() {
@@ -114,11 +111,7 @@ fn read_signals(fd: &SignalFd, events: &mut VecDeque<Event>) {
                 if signo == libc::SIGCHLD {
                     reap = true;
                 } else {
-                    debug!(
-                        "received {} from pid {}",
-                        signals::name(signo),
-                        info.ssi_pid
-                    );
+                    debug!("received {} from pid {}", signals::name(signo), info.ssi_pid);
                     events.push_back(Event::Signal(signo));
                 }
             }
@@ -137,12 +130,9 @@ fn read_signals(fd: &SignalFd, events: &mut VecDeque<Event>) {
 
 fn reaped(drained: reap::Drained) -> Event {
     // Only worth a /proc scan once no child is left: before that, a SIGCHLD will come.
-    let others_left = drained.no_children_left && reap::descendants().is_some_and(|pids| !pids.is_empty());
-    Event::Reaped {
-        exits: drained.exits,
-        no_children_left: drained.no_children_left,
-        others_left,
-    }
+    let others_left =
+        drained.no_children_left && reap::descendants().is_some_and(|pids| !pids.is_empty());
+    Event::Reaped { exits: drained.exits, no_children_left: drained.no_children_left, others_left }
 }
 
 /// Performs one action; returns the event it produces, if any.
@@ -166,22 +156,24 @@ fn perform(action: Action, ctx: &mut Context<'_>) -> Option<Event> {
                 Ok(()) => debug!("sent {} to child {pid}", signals::name(signo)),
                 // Already exited: its SIGCHLD is on its way.
                 Err(Errno::ESRCH) => debug!("child {pid} is already gone"),
-                Err(errno) => warn!(
-                    "cannot send {} to child {pid}: {}",
-                    signals::name(signo),
-                    errno.desc()
-                ),
+                Err(errno) => {
+                    warn!("cannot send {} to child {pid}: {}", signals::name(signo), errno.desc())
+                }
             }
             None
         }
         Action::SignalDescendants(signo) => {
             match reap::descendants() {
                 Some(pids) if !pids.is_empty() => {
-                    info!(
-                        "sending {} to {} remaining process(es): {pids:?}",
-                        signals::name(signo),
-                        pids.len()
-                    );
+                    let (count, listed) = (pids.len(), pid_list(&pids));
+                    // SIGKILL is only ever sent to them once the grace period is over.
+                    if signo == libc::SIGKILL {
+                        let what = "still running after the grace period: SIGKILL";
+                        warn!("{count} process(es) {what}: {listed}");
+                    } else {
+                        let name = signals::name(signo);
+                        info!("sending {name} to {count} remaining process(es): {listed}");
+                    }
                     for pid in pids {
                         // ESRCH just means it exited in the meantime.
                         let _ = signals::send(pid, signo);
@@ -201,5 +193,44 @@ fn perform(action: Action, ctx: &mut Context<'_>) -> Option<Event> {
         }
         // Handled by the caller, which ends the loop.
         Action::Exit(_) => None,
+    }
+}
+
+/// How many pids a shutdown log line lists: thousands of them would make one line longer than
+/// log drivers take (Docker's json-file splits lines over 16 KB).
+const LISTED_PIDS: usize = 10;
+
+/// The first few pids, then how many more there are: `7, 8, 9` or `1, ..., 10 and 1990 more`.
+fn pid_list(pids: &[i32]) -> String {
+    let mut listed =
+        pids.iter().take(LISTED_PIDS).map(i32::to_string).collect::<Vec<_>>().join(", ");
+    let more = pids.len().saturating_sub(LISTED_PIDS);
+    if more > 0 {
+        listed.push_str(&format!(" and {more} more"));
+    }
+    listed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_few_pids_are_all_listed() {
+        assert_eq!(pid_list(&[7, 8, 9]), "7, 8, 9");
+        assert_eq!(pid_list(&(1..=10).collect::<Vec<_>>()), "1, 2, 3, 4, 5, 6, 7, 8, 9, 10");
+    }
+
+    #[test]
+    fn thousands_of_pids_make_a_short_list_with_a_count_of_the_rest() {
+        let pids: Vec<i32> = (100..2100).collect();
+        assert_eq!(
+            pid_list(&pids),
+            "100, 101, 102, 103, 104, 105, 106, 107, 108, 109 and 1990 more"
+        );
+        assert_eq!(
+            pid_list(&pids[..11]),
+            "100, 101, 102, 103, 104, 105, 106, 107, 108, 109 and 1 more"
+        );
     }
 }

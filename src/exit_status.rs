@@ -1,25 +1,51 @@
 //! The exit-code table: the one place where wait statuses and failures become scinit's exit code.
 //!
-//! | code    | meaning                                                    |
-//! |---------|------------------------------------------------------------|
-//! | 0..=255 | the main child's own exit code                             |
-//! | 128+N   | the main child died of signal N                            |
-//! | 127     | COMMAND not found                                          |
-//! | 126     | COMMAND found but not executable (or exec failed otherwise) |
-//! | 2       | usage error                                                |
-//! | 1       | fatal set-up error (bind, address, watch path, ...)        |
+//! | code    | meaning                                                         |
+//! |---------|-----------------------------------------------------------------|
+//! | 0..=255 | the main child's own exit code                                  |
+//! | 128+N   | the main child died of signal N                                 |
+//! | 127     | COMMAND not found                                               |
+//! | 126     | COMMAND found but not executable (or exec failed otherwise)     |
+//! | 2       | usage error                                                     |
+//! | 1       | fatal set-up error (bind, address, watch path, fork, pipe, ...) |
+//!
+//! Every failure that ends scinit is a [`Fatal`], so no code outside this table can be produced.
 
 use nix::errno::Errno;
 use nix::libc;
 
 /// Fatal set-up error before the child could be started.
-pub const SETUP_ERROR: i32 = 1;
+const SETUP_ERROR: i32 = 1;
 /// Bad command line or `SCINIT_LOG`.
-pub const USAGE_ERROR: i32 = 2;
+const USAGE_ERROR: i32 = 2;
 /// The command exists but cannot be executed (shell convention).
-pub const NOT_EXECUTABLE: i32 = 126;
+const NOT_EXECUTABLE: i32 = 126;
 /// The command does not exist (shell convention).
-pub const NOT_FOUND: i32 = 127;
+const NOT_FOUND: i32 = 127;
+
+/// A failure that ends scinit: one line for stderr and its code from the table above.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Fatal {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Fatal {
+    /// A bad command line or `SCINIT_LOG`.
+    pub fn usage(message: impl Into<String>) -> Fatal {
+        Fatal { code: USAGE_ERROR, message: message.into() }
+    }
+
+    /// Anything else that keeps scinit from starting the child: nothing was executed.
+    pub fn setup(message: impl Into<String>) -> Fatal {
+        Fatal { code: SETUP_ERROR, message: message.into() }
+    }
+
+    /// The child's exec failed with `errno`.
+    pub fn exec(errno: Errno, message: impl Into<String>) -> Fatal {
+        Fatal { code: from_exec_errno(errno), message: message.into() }
+    }
+}
 
 /// Maps a raw `waitpid` status to an exit code: the child's code, or 128+N for a death by
 /// signal N. `None` for stop/continue reports, which are not terminations.
@@ -63,15 +89,9 @@ mod tests {
 
     #[test]
     fn death_by_signal_becomes_128_plus_n() {
-        for (signal, expected) in [
-            (15, 143),
-            (9, 137),
-            (10, 138),
-            (2, 130),
-            (11, 139),
-            (34, 162),
-            (64, 192),
-        ] {
+        for (signal, expected) in
+            [(15, 143), (9, 137), (10, 138), (2, 130), (11, 139), (34, 162), (64, 192)]
+        {
             assert_eq!(from_wait_status(signal), Some(expected), "signal {signal}");
         }
     }
@@ -98,9 +118,14 @@ mod tests {
 
     #[test]
     fn fixed_codes_match_the_documented_table() {
-        assert_eq!(
-            (SETUP_ERROR, USAGE_ERROR, NOT_EXECUTABLE, NOT_FOUND),
-            (1, 2, 126, 127)
-        );
+        assert_eq!((SETUP_ERROR, USAGE_ERROR, NOT_EXECUTABLE, NOT_FOUND), (1, 2, 126, 127));
+    }
+
+    #[test]
+    fn fatal_errors_carry_their_code_from_the_table() {
+        assert_eq!(Fatal::usage("u"), Fatal { code: 2, message: "u".to_string() });
+        assert_eq!(Fatal::setup("s").code, 1);
+        assert_eq!(Fatal::exec(Errno::ENOENT, "x").code, 127);
+        assert_eq!(Fatal::exec(Errno::EACCES, "x").code, 126);
     }
 }

@@ -23,37 +23,31 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::cli::{Config, Parsed};
-use crate::exit_status::SETUP_ERROR;
+use crate::exit_status::Fatal;
 
 fn main() {
     // Before *anything else*: a signal that arrives before the loop runs must stay pending,
     // not kill scinit through a default disposition or be lost. No thread or child exists yet,
     // so the mask applies to everything scinit will ever run.
-    if let Err(errno) = signals::block_all() {
-        log::line(format_args!("cannot block signals: {}", errno.desc()));
-        std::process::exit(SETUP_ERROR);
-    }
-    std::process::exit(run());
+    let outcome = match signals::block_all() {
+        Ok(()) => run(),
+        Err(errno) => Err(Fatal::setup(format!("cannot block signals: {}", errno.desc()))),
+    };
+    let code = outcome.unwrap_or_else(|fatal| {
+        log::line(format_args!("{}", fatal.message));
+        fatal.code
+    });
+    std::process::exit(code);
 }
 
-fn run() -> i32 {
-    let config = match cli::parse(std::env::args_os().skip(1), std::env::var_os("SCINIT_LOG")) {
-        Ok(Parsed::Run(config)) => config,
-        Ok(Parsed::Help) => return print(cli::HELP),
-        Ok(Parsed::Version) => return print(&format!("scinit {}\n", env!("CARGO_PKG_VERSION"))),
-        Err(error) => {
-            log::line(format_args!("{}", error.message));
-            return error.exit_code;
-        }
+fn run() -> Result<i32, Fatal> {
+    let config = match cli::parse(std::env::args_os().skip(1), std::env::var_os("SCINIT_LOG"))? {
+        Parsed::Run(config) => config,
+        Parsed::Help => return Ok(print(cli::HELP)),
+        Parsed::Version => return Ok(print(&format!("scinit {}\n", env!("CARGO_PKG_VERSION")))),
     };
     log::set_level(config.log_level);
-    match set_up_and_run(&config) {
-        Ok(code) => code,
-        Err(message) => {
-            log::line(format_args!("{message}"));
-            SETUP_ERROR
-        }
-    }
+    set_up_and_run(&config)
 }
 
 fn print(text: &str) -> i32 {
@@ -62,21 +56,18 @@ fn print(text: &str) -> i32 {
 }
 
 /// Set-up (every error fatal, see `event_loop`'s error policy), then the loop.
-fn set_up_and_run(config: &Config) -> Result<i32, String> {
+fn set_up_and_run(config: &Config) -> Result<i32, Fatal> {
     if std::process::id() != 1 {
         // Not PID 1 (tests, `docker run --init`-less nesting): become the reaper of orphans
         // below us anyway, so reaping and shutdown work the same.
         nix::sys::prctl::set_child_subreaper(true)
-            .map_err(|e| format!("cannot become a child subreaper: {}", e.desc()))?;
+            .map_err(|e| Fatal::setup(format!("cannot become a child subreaper: {}", e.desc())))?;
     }
-    let signalfd =
-        signals::open_signalfd().map_err(|e| format!("cannot open a signalfd: {}", e.desc()))?;
+    let signalfd = signals::open_signalfd()
+        .map_err(|e| Fatal::setup(format!("cannot open a signalfd: {}", e.desc())))?;
     let listeners = sockets::bind_all(config.bind_addr, &config.ports)?;
-    let watcher = if config.live_reload {
-        Some(watch::Watcher::new(&watch_paths(config)?)?)
-    } else {
-        None
-    };
+    let watcher =
+        if config.live_reload { Some(watch::Watcher::new(&watch_paths(config)?)?) } else { None };
     let foreground = spawn::Foreground::detect();
     let spawner = spawn::Spawner::new(
         &config.command,
@@ -91,34 +82,20 @@ fn set_up_and_run(config: &Config) -> Result<i32, String> {
         debounce: config.debounce,
         restart_signal: config.restart_signal,
     });
-    let code = event_loop::run(
-        supervisor,
-        event_loop::Context {
-            signals: signalfd,
-            watcher,
-            spawner,
-        },
-    );
+    let code =
+        event_loop::run(supervisor, event_loop::Context { signals: signalfd, watcher, spawner });
     foreground.restore();
     Ok(code)
 }
 
-/// The `--watch-path`s, or by default the command's executable resolved through PATH.
-fn watch_paths(config: &Config) -> Result<Vec<PathBuf>, String> {
+/// The `--watch-path`s, or by default the command's executable resolved through PATH. A
+/// command that is not there is 127, as when it is executed, not a watch set-up error.
+fn watch_paths(config: &Config) -> Result<Vec<PathBuf>, Fatal> {
     if !config.watch_paths.is_empty() {
         return Ok(config.watch_paths.clone());
     }
-    let command = config
-        .command
-        .first()
-        .map(|c| c.as_os_str())
-        .unwrap_or_default();
+    let command = config.command.first().map(|c| c.as_os_str()).unwrap_or_default();
     watch::resolve_command(command, std::env::var_os("PATH").as_deref())
         .map(|path| vec![path])
-        .ok_or_else(|| {
-            format!(
-                "cannot watch '{}': not found in PATH",
-                command.to_string_lossy()
-            )
-        })
+        .ok_or_else(|| spawn::not_found(&command.to_string_lossy()))
 }

@@ -64,7 +64,8 @@ pub fn wait_for(pid: i32) {
 }
 
 /// Every live descendant of scinit, found through `/proc`: children, grandchildren, and the
-/// orphans reparented to scinit (as PID 1 or as subreaper), `setsid` escapees included.
+/// orphans reparented to scinit (as PID 1 or as subreaper), `setsid` escapees included. Zombies
+/// are left out: they have exited already.
 ///
 /// This is what shutdown signals instead of `kill(-1)`: outside a PID namespace (scinit as a
 /// subreaper on a host) `kill(-1)` would hit every process of the user. When scinit is PID 1, the
@@ -75,11 +76,7 @@ pub fn wait_for(pid: i32) {
 /// then a pid found there could be anybody's, and nothing is signalled.
 pub fn descendants() -> Option<Vec<i32>> {
     let own = std::process::id() as i32;
-    let proc_self: i32 = std::fs::read_link("/proc/self")
-        .ok()?
-        .to_str()?
-        .parse()
-        .ok()?;
+    let proc_self: i32 = std::fs::read_link("/proc/self").ok()?.to_str()?.parse().ok()?;
     if proc_self != own {
         return None;
     }
@@ -99,12 +96,18 @@ pub fn descendants() -> Option<Vec<i32>> {
     Some(descendants_of(&roots, &parents, own))
 }
 
-/// The ppid field of `/proc/<pid>/stat`. The command name may contain spaces and parentheses,
-/// so fields are counted after the *last* `)`.
+/// The ppid field of `/proc/<pid>/stat`, or `None` for a process that has already exited (state
+/// `Z`, or `X` while it is being removed): it only waits to be reaped, so it is not "still
+/// running" and signalling it does nothing. The command name may contain spaces and
+/// parentheses, so fields are counted after the *last* `)`.
 fn parse_stat_ppid(stat: &str) -> Option<i32> {
     let after_comm = &stat[stat.rfind(')')? + 1..];
     // Fields after the name: state, ppid, ...
-    after_comm.split_whitespace().nth(1)?.parse().ok()
+    let mut fields = after_comm.split_whitespace();
+    if matches!(fields.next()?, "Z" | "X") {
+        return None;
+    }
+    fields.next()?.parse().ok()
 }
 
 /// Transitive descendants of `roots` in a (pid, ppid) table, `exclude` left out.
@@ -134,17 +137,17 @@ mod tests {
     }
 
     #[test]
+    fn processes_that_have_exited_but_are_not_reaped_yet_are_not_running() {
+        assert_eq!(parse_stat_ppid("42 (sleep) Z 7 42 42 0 -1"), None);
+        assert_eq!(parse_stat_ppid("42 (a) Z) X 7 42 42 0 -1"), None);
+        assert_eq!(parse_stat_ppid("42 (sleep) D 7 42 42 0 -1"), Some(7));
+    }
+
+    #[test]
     fn descendants_are_found_transitively_and_strangers_are_not() {
         // 100 is scinit; 101 its child; 102 a grandchild; 103 an escapee reparented to 100;
         // 200 and 201 belong to somebody else.
-        let table = [
-            (101, 100),
-            (102, 101),
-            (103, 100),
-            (200, 1),
-            (201, 200),
-            (100, 50),
-        ];
+        let table = [(101, 100), (102, 101), (103, 100), (200, 1), (201, 200), (100, 50)];
         let mut found = descendants_of(&[100], &table, 100);
         found.sort();
         assert_eq!(found, vec![101, 102, 103]);
@@ -160,9 +163,6 @@ mod tests {
 
     #[test]
     fn this_process_is_never_its_own_descendant() {
-        assert_eq!(
-            descendants().map(|d| d.contains(&(std::process::id() as i32))),
-            Some(false)
-        );
+        assert_eq!(descendants().map(|d| d.contains(&(std::process::id() as i32))), Some(false));
     }
 }

@@ -40,10 +40,7 @@ pub fn block_all() -> Result<(), Errno> {
 /// Opens the signalfd scinit's loop reads. Non-blocking so the loop can drain it to `EAGAIN`
 /// (standard signals coalesce; real-time signals queue one entry each).
 pub fn open_signalfd() -> Result<SignalFd, Errno> {
-    SignalFd::with_flags(
-        &handled_set(),
-        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
-    )
+    SignalFd::with_flags(&handled_set(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
 
 /// What scinit does with a signal it received.
@@ -84,30 +81,34 @@ pub fn name(signo: i32) -> String {
     }
 }
 
-/// Parses `SIGHUP`, `HUP`, `hup`, `1`, `SIGRTMIN+3` or `RTMIN+3` into a signal number.
+/// Parses `SIGHUP`, `HUP`, `hup`, `1`, `SIGRTMIN+3`, `RTMIN+3`, `RTMAX-2` into a signal number.
+///
+/// Numbers and offsets are plain decimal digits, checked against the real-time range without
+/// arithmetic that can wrap: a sign or an overflow (`RTMIN+-1`, `RTMIN+2147483647`) must be an
+/// error, not some other signal.
 pub fn parse(text: &str) -> Option<i32> {
-    if let Ok(number) = text.parse::<i32>() {
-        let valid = (1..=libc::SIGRTMAX()).contains(&number);
-        return valid.then_some(number);
+    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    if let Some(number) = decimal(text) {
+        return (1..=max).contains(&number).then_some(number);
     }
     let upper = text.to_ascii_uppercase();
     let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
     if let Some(offset) = bare.strip_prefix("RTMIN") {
-        let offset = match offset.strip_prefix('+') {
-            Some(n) => n.parse::<i32>().ok()?,
-            None if offset.is_empty() => 0,
-            None => return None,
-        };
-        let number = libc::SIGRTMIN() + offset;
-        return (number <= libc::SIGRTMAX()).then_some(number);
+        let offset = if offset.is_empty() { 0 } else { decimal(offset.strip_prefix('+')?)? };
+        return min.checked_add(offset).filter(|number| *number <= max);
     }
-    if bare == "RTMAX" {
-        return Some(libc::SIGRTMAX());
+    if let Some(offset) = bare.strip_prefix("RTMAX") {
+        let offset = if offset.is_empty() { 0 } else { decimal(offset.strip_prefix('-')?)? };
+        return max.checked_sub(offset).filter(|number| *number >= min);
     }
-    format!("SIG{bare}")
-        .parse::<Signal>()
-        .ok()
-        .map(|s| s as i32)
+    format!("SIG{bare}").parse::<Signal>().ok().map(|s| s as i32)
+}
+
+/// A plain non-negative decimal: ASCII digits only (no sign, no space); `None` if it does not
+/// fit an `i32`.
+fn decimal(text: &str) -> Option<i32> {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| text.parse().ok()).flatten()
 }
 
 /// Sends `signo` to `pid` (a negative pid names a process group). Raw `kill(2)` because nix's
@@ -146,12 +147,7 @@ struct KernelSigaction {
 /// internal real-time signals (32 and 33), yet they can arrive ignored (glibc's `posix_spawn`
 /// ignores them in the children it starts) and an ignored disposition survives exec.
 fn set_default(signo: i32) {
-    let action = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
+    let action = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
     // SAFETY: `action` is a valid kernel sigaction for the duration of the call; SIG_DFL runs
     // no code of ours. Failures (invalid numbers) leave nothing to undo.
     unsafe {
@@ -237,6 +233,43 @@ mod tests {
         assert_eq!(parse("0"), None);
         assert_eq!(parse("65"), None);
         assert_eq!(parse("RTMIN+99"), None);
+    }
+
+    #[test]
+    fn realtime_offsets_are_plain_decimals_within_range() {
+        let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+        assert_eq!(parse("RTMIN+0"), Some(min));
+        assert_eq!(parse("sigrtmin+1"), Some(min + 1));
+        assert_eq!(parse(&format!("RTMIN+{}", max - min)), Some(max));
+        assert_eq!(parse("RTMAX"), Some(max));
+        assert_eq!(parse("SIGRTMAX-2"), Some(max - 2));
+        assert_eq!(parse(&format!("RTMAX-{}", max - min)), Some(min));
+        assert_eq!(parse(&max.to_string()), Some(max));
+        for bad in [
+            "RTMIN+-1",
+            "RTMIN+-34",
+            "SIGRTMIN+-1",
+            "RTMIN+2147483647",
+            "RTMIN+4294967296",
+            "RTMIN++1",
+            "RTMIN+",
+            "RTMIN+ 1",
+            "RTMIN+1x",
+            "RTMIN-1",
+            "RTMAX+1",
+            "RTMAX--1",
+            "RTMAX-2147483647",
+            "+1",
+            "-1",
+            " 1",
+            "1 ",
+            "SIG1",
+            "",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse(&format!("RTMIN+{}", max - min + 1)), None);
+        assert_eq!(parse(&format!("RTMAX-{}", max - min + 1)), None);
     }
 
     #[test]

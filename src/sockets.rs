@@ -15,6 +15,8 @@ use nix::sys::socket::{
     SockaddrStorage,
 };
 
+use crate::exit_status::Fatal;
+
 /// The first fd a child receives a socket on (after stdin, stdout, stderr).
 pub const FIRST_FD: i32 = 3;
 
@@ -26,34 +28,27 @@ pub struct Listener {
 }
 
 /// Binds and listens on every port, in order. The error is one line naming the address.
-pub fn bind_all(addr: IpAddr, ports: &[u16]) -> Result<Vec<Listener>, String> {
+pub fn bind_all(addr: IpAddr, ports: &[u16]) -> Result<Vec<Listener>, Fatal> {
     ports
         .iter()
         .map(|&port| {
             let address = SocketAddr::new(addr, port);
-            bind_one(address)
-                .map(|fd| Listener { port, fd })
-                .map_err(|errno| format!("cannot listen on {address}: {}", errno.desc()))
+            bind_one(address).map(|fd| Listener { port, fd }).map_err(|errno| {
+                Fatal::setup(format!("cannot listen on {address}: {}", errno.desc()))
+            })
         })
         .collect()
 }
 
 fn bind_one(address: SocketAddr) -> nix::Result<OwnedFd> {
-    let family = if address.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
+    let family = if address.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
     let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
     // REUSEADDR: a restarted container can bind while old connections sit in TIME_WAIT.
     // REUSEPORT: a child may also bind the same port itself (e.g. during a migration to
     // inherited sockets) without failing.
     setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     setsockopt(&fd, sockopt::ReusePort, &true)?;
-    bind(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrStorage::from(address),
-    )?;
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrStorage::from(address))?;
     // SOMAXCONN (4096 on current kernels): the backlog is what holds connections during a
     // restart, so it should be as deep as the system allows.
     listen(&fd, Backlog::MAXCONN)?;
@@ -73,15 +68,11 @@ pub fn child_env(
     ports: &[u16],
     pid: i32,
 ) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(OsString, OsString)> = inherited
-        .iter()
-        .filter(|(name, _)| !is_activation_variable(name))
-        .cloned()
-        .collect();
+    let mut env: Vec<(OsString, OsString)> =
+        inherited.iter().filter(|(name, _)| !is_activation_variable(name)).cloned().collect();
     if !ports.is_empty() {
-        let fds: Vec<String> = (0..ports.len() as i32)
-            .map(|i| (FIRST_FD + i).to_string())
-            .collect();
+        let fds: Vec<String> =
+            (0..ports.len() as i32).map(|i| (FIRST_FD + i).to_string()).collect();
         let names: Vec<String> = ports.iter().map(|port| format!("port{port}")).collect();
         env.push(("LISTEN_FDS".into(), ports.len().to_string().into()));
         env.push(("LISTEN_PID".into(), pid.to_string().into()));
@@ -97,16 +88,11 @@ mod tests {
     use std::os::unix::ffi::OsStringExt;
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
-        items
-            .iter()
-            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
-            .collect()
+        items.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect()
     }
 
     fn get<'a>(env: &'a [(OsString, OsString)], name: &str) -> Option<&'a OsStr> {
-        env.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_os_str())
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_os_str())
     }
 
     #[test]
@@ -114,21 +100,15 @@ mod tests {
         let env = child_env(&pairs(&[("PATH", "/bin")]), &[8080, 9090], 4242);
         assert_eq!(get(&env, "LISTEN_FDS"), Some(OsStr::new("2")));
         assert_eq!(get(&env, "LISTEN_PID"), Some(OsStr::new("4242")));
-        assert_eq!(
-            get(&env, "LISTEN_FDNAMES"),
-            Some(OsStr::new("port8080:port9090"))
-        );
+        assert_eq!(get(&env, "LISTEN_FDNAMES"), Some(OsStr::new("port8080:port9090")));
         assert_eq!(get(&env, "SCINIT_INHERITED_FDS"), Some(OsStr::new("3,4")));
         assert_eq!(get(&env, "PATH"), Some(OsStr::new("/bin")));
     }
 
     #[test]
     fn inherited_activation_variables_are_replaced_not_duplicated() {
-        let inherited = pairs(&[
-            ("LISTEN_FDS", "9"),
-            ("LISTEN_PID", "1"),
-            ("SCINIT_INHERITED_FDS", "7"),
-        ]);
+        let inherited =
+            pairs(&[("LISTEN_FDS", "9"), ("LISTEN_PID", "1"), ("SCINIT_INHERITED_FDS", "7")]);
         let env = child_env(&inherited, &[80], 5);
         assert_eq!(env.iter().filter(|(k, _)| k == "LISTEN_FDS").count(), 1);
         assert_eq!(get(&env, "LISTEN_FDS"), Some(OsStr::new("1")));
@@ -151,11 +131,8 @@ mod tests {
     #[test]
     fn non_utf8_values_and_order_survive_byte_for_byte() {
         let odd = OsString::from_vec(vec![0xff, b'x', 0xfe]);
-        let inherited = vec![
-            ("B".into(), "1".into()),
-            ("ODD".into(), odd.clone()),
-            ("A".into(), "2".into()),
-        ];
+        let inherited =
+            vec![("B".into(), "1".into()), ("ODD".into(), odd.clone()), ("A".into(), "2".into())];
         let env = child_env(&inherited, &[], 5);
         assert_eq!(env, inherited);
         assert_eq!(get(&env, "ODD"), Some(odd.as_os_str()));
@@ -163,11 +140,7 @@ mod tests {
 
     #[test]
     fn similar_names_are_not_mistaken_for_activation_variables() {
-        let inherited = pairs(&[
-            ("XLISTEN_FDS", "1"),
-            ("SCINIT_LOG", "debug"),
-            ("LISTEN", "x"),
-        ]);
+        let inherited = pairs(&[("XLISTEN_FDS", "1"), ("SCINIT_LOG", "debug"), ("LISTEN", "x")]);
         assert_eq!(child_env(&inherited, &[], 5), inherited);
     }
 
@@ -176,10 +149,8 @@ mod tests {
         let listeners = bind_all("127.0.0.1".parse().unwrap(), &[0]).unwrap();
         assert_eq!(listeners.len(), 1);
         let error = bind_all("192.0.2.1".parse().unwrap(), &[1]).unwrap_err();
-        assert!(
-            error.starts_with("cannot listen on 192.0.2.1:1:"),
-            "{error}"
-        );
-        assert!(!error.contains('\n'));
+        assert_eq!(error.code, 1);
+        assert!(error.message.starts_with("cannot listen on 192.0.2.1:1:"), "{}", error.message);
+        assert!(!error.message.contains('\n'));
     }
 }

@@ -7,15 +7,19 @@
 //!
 //! Lifecycle of the main child:
 //!
-//! - `Spawning` → `Running` when the exec succeeds. If it fails: the first time, exit 127/126;
-//!   after a restart, `Idle` (sockets kept) until the next restart trigger.
-//! - `Running` → `Restarting` on a restart trigger (SIGTERM, grace, SIGKILL) → `Delaying`
-//!   (`--restart-delay-ms`) once the old child has exited → `Spawning`.
-//! - `Running` or `Restarting` → `Stopping` on a stop signal (forwarded; SIGKILL after the grace
-//!   period). A stop signal while no child runs (`Delaying`, `Idle`) goes straight to `Draining`.
-//! - `Stopping`, or `Running` when the child exits on its own → `Draining`: everything left gets
-//!   SIGTERM, then SIGKILL when the grace period ends; with no children left → exit with the
-//!   main child's code.
+//! - `Spawning` → `Running` when the child starts. If it cannot be started: the first time,
+//!   exit with the failure's code (127/126 for exec, 1 for fork); after a restart, `Idle`
+//!   (sockets kept) until the next restart trigger.
+//! - `Running` → `Stopping` on a restart trigger (SIGTERM) or a stop signal (forwarded), then
+//!   SIGKILL if the grace period ends first. `Stopping` records what follows the child's exit:
+//!   `Then::Respawn` for a restart, `Then::Drain` for a shutdown. A stop signal during a
+//!   restart turns `Respawn` into `Drain`, keeping the grace period already running.
+//! - `Stopping` (`Respawn`) → `Delaying` (`--restart-delay-ms`, skipped when zero) once the old
+//!   child has exited → `Spawning`.
+//! - `Stopping` (`Drain`), or `Running` when the child exits on its own → `Draining`: everything
+//!   left gets SIGTERM, then SIGKILL when the grace period ends; with no children left → exit
+//!   with the main child's code. A stop signal while no child runs (`Delaying`, `Idle`) goes
+//!   straight to `Draining`.
 
 use std::time::{Duration, Instant};
 
@@ -51,16 +55,13 @@ pub enum Event {
     /// has no children left at all (`ECHILD`), and whether processes it cannot wait for are
     /// still running (entered with `docker exec`: not its children, so no SIGCHLD will say
     /// when they are gone). The last is only looked up once no child is left.
-    Reaped {
-        exits: Vec<(i32, i32)>,
-        no_children_left: bool,
-        others_left: bool,
-    },
+    Reaped { exits: Vec<(i32, i32)>, no_children_left: bool, others_left: bool },
     /// A relevant change in a watched path.
     FilesChanged,
     /// The `Spawn` action started the child with this pid.
     Spawned(i32),
-    /// The `Spawn` action failed; the child's exec failed with this exit code (127/126).
+    /// The `Spawn` action failed, with the exit code the failure maps to (127/126 when the
+    /// exec failed, 1 when scinit could not fork).
     SpawnFailed(i32),
     /// The loop woke up because `next_deadline` passed.
     Timeout,
@@ -94,26 +95,22 @@ enum State {
     Running {
         child: i32,
     },
-    /// Stopping the old child for a restart.
-    Restarting {
+    /// Waiting for the main child to exit after SIGTERM (restart) or a stop signal (shutdown);
+    /// `killed` once the grace period has ended in SIGKILL.
+    Stopping {
         child: i32,
         deadline: Instant,
         killed: bool,
+        then: Then,
     },
     /// The old child is gone; waiting `--restart-delay-ms`.
     Delaying {
         until: Instant,
         code: i32,
     },
-    /// The restarted child could not be executed; waiting for the next restart trigger.
+    /// The restarted child could not be started; waiting for the next restart trigger.
     Idle {
         code: i32,
-    },
-    /// Shutting down: waiting for the main child after forwarding the stop signal.
-    Stopping {
-        child: i32,
-        deadline: Instant,
-        killed: bool,
     },
     /// The main child is gone: waiting for every other process, within the grace period.
     /// `recheck` is when to look again for processes that are not scinit's children.
@@ -124,6 +121,15 @@ enum State {
         recheck: Option<Instant>,
     },
     Exited,
+}
+
+/// What `Stopping` leads to once the child has exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// A restart: a new child, after `--restart-delay-ms`.
+    Respawn,
+    /// A shutdown: `Draining` whatever is left, then exit.
+    Drain,
 }
 
 #[derive(Debug)]
@@ -137,11 +143,7 @@ pub struct Supervisor {
 impl Supervisor {
     /// A supervisor whose first action must be [`Supervisor::start`].
     pub fn new(settings: Settings) -> Supervisor {
-        Supervisor {
-            settings,
-            state: State::Spawning { previous: None },
-            debounce_deadline: None,
-        }
+        Supervisor { settings, state: State::Spawning { previous: None }, debounce_deadline: None }
     }
 
     /// The actions that start everything.
@@ -152,35 +154,14 @@ impl Supervisor {
     /// The earliest moment at which `Event::Timeout` must be delivered, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
         let state_deadline = match self.state {
-            State::Restarting {
-                deadline,
-                killed: false,
-                ..
-            }
-            | State::Stopping {
-                deadline,
-                killed: false,
-                ..
-            }
-            | State::Draining {
-                deadline,
-                recheck: None,
-                ..
-            } => Some(deadline),
-            State::Draining {
-                deadline,
-                recheck: Some(recheck),
-                ..
-            } => Some(deadline.min(recheck)),
+            State::Stopping { deadline, killed: false, .. }
+            | State::Draining { deadline, recheck: None, .. } => Some(deadline),
+            State::Draining { deadline, recheck: Some(recheck), .. } => Some(deadline.min(recheck)),
             State::Delaying { until, .. } => Some(until),
             _ => None,
         };
         // A pending debounce is moot once a shutdown has begun.
-        let debounce = if self.shutting_down() {
-            None
-        } else {
-            self.debounce_deadline
-        };
+        let debounce = if self.shutting_down() { None } else { self.debounce_deadline };
         match (state_deadline, debounce) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -190,7 +171,7 @@ impl Supervisor {
     fn shutting_down(&self) -> bool {
         matches!(
             self.state,
-            State::Stopping { .. } | State::Draining { .. } | State::Exited
+            State::Stopping { then: Then::Drain, .. } | State::Draining { .. } | State::Exited
         )
     }
 
@@ -201,11 +182,9 @@ impl Supervisor {
         }
         match event {
             Event::Signal(signo) => self.on_signal(signo, now),
-            Event::Reaped {
-                exits,
-                no_children_left,
-                others_left,
-            } => self.on_reaped(&exits, no_children_left, others_left, now),
+            Event::Reaped { exits, no_children_left, others_left } => {
+                self.on_reaped(&exits, no_children_left, others_left, now)
+            }
             Event::FilesChanged => {
                 if !self.shutting_down() {
                     self.debounce_deadline = Some(now + self.settings.debounce);
@@ -226,19 +205,14 @@ impl Supervisor {
             Class::Reap => Vec::new(),
             Class::Forward => match self.live_child() {
                 Some(pid) => vec![Action::SignalChild { pid, signo }],
-                None => vec![debug(format!(
-                    "no child to forward {} to",
-                    signals::name(signo)
-                ))],
+                None => vec![debug(format!("no child to forward {} to", signals::name(signo)))],
             },
         }
     }
 
     fn live_child(&self) -> Option<i32> {
         match self.state {
-            State::Running { child }
-            | State::Restarting { child, .. }
-            | State::Stopping { child, .. } => Some(child),
+            State::Running { child } | State::Stopping { child, .. } => Some(child),
             _ => None,
         }
     }
@@ -251,6 +225,7 @@ impl Supervisor {
                     child,
                     deadline: now + self.settings.grace,
                     killed: false,
+                    then: Then::Drain,
                 };
                 vec![
                     info(format!("{name} received: stopping child {child}")),
@@ -259,28 +234,21 @@ impl Supervisor {
             }
             // A stop during a restart wins. The old child has been under SIGTERM since the
             // restart began, so its grace period keeps running rather than starting over.
-            State::Restarting {
-                child,
-                deadline,
-                killed,
-            } => {
-                self.state = State::Stopping {
-                    child,
-                    deadline,
-                    killed,
-                };
+            State::Stopping { child, deadline, killed, then: Then::Respawn } => {
+                self.state = State::Stopping { child, deadline, killed, then: Then::Drain };
                 vec![
                     info(format!("{name} received during a restart: shutting down")),
                     Action::SignalChild { pid: child, signo },
                 ]
             }
             // A second stop signal is forwarded too: the child may use it to hurry up.
-            State::Stopping { child, .. } => vec![Action::SignalChild { pid: child, signo }],
+            State::Stopping { child, then: Then::Drain, .. } => {
+                vec![Action::SignalChild { pid: child, signo }]
+            }
             State::Draining { .. } => vec![Action::SignalDescendants(signo)],
             State::Delaying { code, .. } | State::Idle { code } => {
-                let mut actions = vec![info(format!(
-                    "{name} received with no child running: shutting down"
-                ))];
+                let mut actions =
+                    vec![info(format!("{name} received with no child running: shutting down"))];
                 actions.extend(self.drain(code, now + self.settings.grace, now));
                 actions
             }
@@ -293,32 +261,27 @@ impl Supervisor {
         self.debounce_deadline = None;
         match self.state {
             State::Running { child } => {
-                self.state = State::Restarting {
+                self.state = State::Stopping {
                     child,
                     deadline: now + self.settings.grace,
                     killed: false,
+                    then: Then::Respawn,
                 };
                 vec![
                     info(format!("{why}: restarting child {child}")),
-                    Action::SignalChild {
-                        pid: child,
-                        signo: libc::SIGTERM,
-                    },
+                    Action::SignalChild { pid: child, signo: libc::SIGTERM },
                 ]
             }
             State::Idle { code } => {
-                self.state = State::Spawning {
-                    previous: Some(code),
-                };
-                vec![
-                    info(format!("{why}: starting the child again")),
-                    Action::Spawn,
-                ]
+                self.state = State::Spawning { previous: Some(code) };
+                vec![info(format!("{why}: starting the child again")), Action::Spawn]
             }
-            State::Restarting { .. } | State::Delaying { .. } | State::Spawning { .. } => {
+            State::Stopping { then: Then::Respawn, .. }
+            | State::Delaying { .. }
+            | State::Spawning { .. } => {
                 vec![debug(format!("{why}: a restart is already in progress"))]
             }
-            State::Stopping { .. } | State::Draining { .. } | State::Exited => {
+            State::Stopping { then: Then::Drain, .. } | State::Draining { .. } | State::Exited => {
                 vec![debug(format!("{why}: ignored, shutting down"))]
             }
         }
@@ -342,21 +305,17 @@ impl Supervisor {
                     actions.push(info(format!("child {pid} exited (exit code {code})")));
                     actions.extend(self.drain(code, now + self.settings.grace, now));
                 }
-                State::Restarting { .. } => {
+                State::Stopping { then: Then::Respawn, .. } => {
                     actions.push(info(format!("old child {pid} exited (exit code {code})")));
                     if self.settings.restart_delay.is_zero() {
-                        self.state = State::Spawning {
-                            previous: Some(code),
-                        };
+                        self.state = State::Spawning { previous: Some(code) };
                         actions.push(Action::Spawn);
                     } else {
-                        self.state = State::Delaying {
-                            until: now + self.settings.restart_delay,
-                            code,
-                        };
+                        self.state =
+                            State::Delaying { until: now + self.settings.restart_delay, code };
                     }
                 }
-                State::Stopping { deadline, .. } => {
+                State::Stopping { deadline, then: Then::Drain, .. } => {
                     actions.push(info(format!("child {pid} exited (exit code {code})")));
                     actions.extend(self.drain(code, deadline, now));
                 }
@@ -388,12 +347,7 @@ impl Supervisor {
         } else {
             (libc::SIGTERM, deadline)
         };
-        self.state = State::Draining {
-            code,
-            deadline,
-            killed,
-            recheck: None,
-        };
+        self.state = State::Draining { code, deadline, killed, recheck: None };
         vec![Action::SignalDescendants(signo), Action::Reap]
     }
 
@@ -427,90 +381,44 @@ impl Supervisor {
     fn on_timeout(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         match self.state {
-            State::Restarting {
-                child,
-                deadline,
-                killed: false,
-            } if deadline <= now => {
-                self.state = State::Restarting {
-                    child,
-                    deadline,
-                    killed: true,
-                };
-                actions.push(warn(format!(
-                    "old child {child} ignored SIGTERM for the grace period: SIGKILL"
-                )));
-                actions.push(Action::SignalChild {
-                    pid: child,
-                    signo: libc::SIGKILL,
-                });
-            }
-            State::Stopping {
-                child,
-                deadline,
-                killed: false,
-            } if deadline <= now => {
-                self.state = State::Stopping {
-                    child,
-                    deadline,
-                    killed: true,
-                };
-                actions.push(warn(format!(
-                    "child {child} still running after the grace period: SIGKILL"
-                )));
-                actions.push(Action::SignalChild {
-                    pid: child,
-                    signo: libc::SIGKILL,
-                });
+            State::Stopping { child, deadline, killed: false, then } if deadline <= now => {
+                self.state = State::Stopping { child, deadline, killed: true, then };
+                actions.push(warn(match then {
+                    Then::Respawn => {
+                        format!("old child {child} ignored SIGTERM for the grace period: SIGKILL")
+                    }
+                    Then::Drain => {
+                        format!("child {child} still running after the grace period: SIGKILL")
+                    }
+                }));
+                actions.push(Action::SignalChild { pid: child, signo: libc::SIGKILL });
             }
             State::Delaying { until, code } if until <= now => {
-                self.state = State::Spawning {
-                    previous: Some(code),
-                };
+                self.state = State::Spawning { previous: Some(code) };
                 actions.push(Action::Spawn);
             }
-            State::Draining {
-                code,
-                deadline,
-                killed: false,
-                ..
-            } if deadline <= now => {
+            State::Draining { code, deadline, killed: false, .. } if deadline <= now => {
                 self.state = State::Draining {
                     code,
                     deadline: now + KILL_REAP_TIMEOUT,
                     killed: true,
                     recheck: None,
                 };
-                actions.push(warn(
-                    "processes still running after the grace period: SIGKILL".to_string(),
-                ));
+                // The loop logs what is still running: only it knows how many there are.
                 actions.push(Action::SignalDescendants(libc::SIGKILL));
                 actions.push(Action::Reap);
             }
-            State::Draining {
-                code,
-                deadline,
-                killed: true,
-                ..
-            } if deadline <= now => {
+            State::Draining { code, deadline, killed: true, .. } if deadline <= now => {
                 self.state = State::Exited;
                 actions.push(warn(
                     "some processes could not be reaped after SIGKILL; exiting anyway".to_string(),
                 ));
                 actions.push(Action::Exit(code));
             }
-            State::Draining {
-                code,
-                deadline,
-                killed,
-                recheck: Some(recheck),
-            } if recheck <= now => {
-                self.state = State::Draining {
-                    code,
-                    deadline,
-                    killed,
-                    recheck: None,
-                };
+            State::Draining { code, deadline, killed, recheck: Some(recheck) }
+                if recheck <= now =>
+            {
+                self.state = State::Draining { code, deadline, killed, recheck: None };
                 actions.push(Action::Reap);
             }
             _ => {}
@@ -582,18 +490,12 @@ mod tests {
         }
 
         fn deadline(&self) -> Option<u64> {
-            self.sup
-                .next_deadline()
-                .map(|d| (d - self.t0).as_millis() as u64)
+            self.sup.next_deadline().map(|d| (d - self.t0).as_millis() as u64)
         }
     }
 
     fn exited(pid: i32, code: i32, no_children_left: bool) -> Event {
-        Event::Reaped {
-            exits: vec![(pid, code)],
-            no_children_left,
-            others_left: false,
-        }
+        Event::Reaped { exits: vec![(pid, code)], no_children_left, others_left: false }
     }
 
     #[test]
@@ -619,10 +521,7 @@ mod tests {
         // Grace starts at the child's exit when there was no stop signal.
         assert_eq!(h.deadline(), Some(6000));
         assert_eq!(h.at(5999, Event::Timeout), vec![]);
-        assert_eq!(
-            h.at(6000, Event::Timeout),
-            vec![Action::SignalDescendants(KILL), Action::Reap]
-        );
+        assert_eq!(h.at(6000, Event::Timeout), vec![Action::SignalDescendants(KILL), Action::Reap]);
         assert_eq!(
             h.at(
                 6010,
@@ -654,11 +553,7 @@ mod tests {
         assert_eq!(
             h.at(
                 60,
-                Event::Reaped {
-                    exits: vec![(12, 0)],
-                    no_children_left: true,
-                    others_left: false
-                }
+                Event::Reaped { exits: vec![(12, 0)], no_children_left: true, others_left: false }
             ),
             vec![Action::Exit(5)]
         );
@@ -669,11 +564,8 @@ mod tests {
         let mut h = Harness::running(10);
         h.at(0, exited(10, 5, false));
         // No child left, but a `docker exec` process still runs: no SIGCHLD will come for it.
-        let reaped = |others_left| Event::Reaped {
-            exits: vec![],
-            no_children_left: true,
-            others_left,
-        };
+        let reaped =
+            |others_left| Event::Reaped { exits: vec![], no_children_left: true, others_left };
         assert_eq!(h.at(30, reaped(true)), vec![]);
         assert_eq!(h.deadline(), Some(30 + RECHECK_INTERVAL.as_millis() as u64));
         assert_eq!(h.at(50, Event::Timeout), vec![Action::Reap]);
@@ -685,16 +577,10 @@ mod tests {
     fn leftovers_that_are_not_children_are_killed_when_the_grace_period_ends() {
         let mut h = Harness::running(10);
         h.at(0, exited(10, 5, false));
-        let still_there = Event::Reaped {
-            exits: vec![],
-            no_children_left: true,
-            others_left: true,
-        };
+        let still_there =
+            Event::Reaped { exits: vec![], no_children_left: true, others_left: true };
         h.at(4990, still_there);
-        assert_eq!(
-            h.at(5000, Event::Timeout),
-            vec![Action::SignalDescendants(KILL), Action::Reap]
-        );
+        assert_eq!(h.at(5000, Event::Timeout), vec![Action::SignalDescendants(KILL), Action::Reap]);
     }
 
     #[test]
@@ -702,10 +588,7 @@ mod tests {
         let mut h = Harness::running(10);
         h.at(0, exited(10, 1, false));
         h.at(5000, Event::Timeout);
-        assert_eq!(
-            h.deadline(),
-            Some(5000 + KILL_REAP_TIMEOUT.as_millis() as u64)
-        );
+        assert_eq!(h.deadline(), Some(5000 + KILL_REAP_TIMEOUT.as_millis() as u64));
         assert_eq!(h.at(6000, Event::Timeout), vec![Action::Exit(1)]);
     }
 
@@ -714,20 +597,11 @@ mod tests {
         let mut h = Harness::running(10);
         assert_eq!(
             h.at(1000, Event::Signal(TERM)),
-            vec![Action::SignalChild {
-                pid: 10,
-                signo: TERM
-            }]
+            vec![Action::SignalChild { pid: 10, signo: TERM }]
         );
         assert_eq!(h.deadline(), Some(6000));
         assert_eq!(h.at(3000, Event::Timeout), vec![]);
-        assert_eq!(
-            h.at(6000, Event::Timeout),
-            vec![Action::SignalChild {
-                pid: 10,
-                signo: KILL
-            }]
-        );
+        assert_eq!(h.at(6000, Event::Timeout), vec![Action::SignalChild { pid: 10, signo: KILL }]);
         assert_eq!(h.deadline(), None);
         // Grace is used up: the leftovers get SIGKILL straight away.
         assert_eq!(
@@ -735,14 +609,7 @@ mod tests {
             vec![Action::SignalDescendants(KILL), Action::Reap]
         );
         assert_eq!(
-            h.at(
-                6010,
-                Event::Reaped {
-                    exits: vec![],
-                    no_children_left: true,
-                    others_left: false
-                }
-            ),
+            h.at(6010, Event::Reaped { exits: vec![], no_children_left: true, others_left: false }),
             vec![Action::Exit(137)]
         );
     }
@@ -762,16 +629,10 @@ mod tests {
     fn every_stop_signal_starts_a_shutdown_and_a_second_one_is_forwarded() {
         for signo in [TERM, libc::SIGINT, libc::SIGQUIT] {
             let mut h = Harness::running(10);
-            assert_eq!(
-                h.at(0, Event::Signal(signo)),
-                vec![Action::SignalChild { pid: 10, signo }]
-            );
+            assert_eq!(h.at(0, Event::Signal(signo)), vec![Action::SignalChild { pid: 10, signo }]);
             assert_eq!(
                 h.at(10, Event::Signal(libc::SIGINT)),
-                vec![Action::SignalChild {
-                    pid: 10,
-                    signo: libc::SIGINT
-                }]
+                vec![Action::SignalChild { pid: 10, signo: libc::SIGINT }]
             );
             // The second signal does not restart the grace period.
             assert_eq!(h.deadline(), Some(5000));
@@ -781,17 +642,10 @@ mod tests {
     #[test]
     fn other_signals_are_forwarded_and_change_nothing() {
         let mut h = Harness::running(10);
-        for signo in [
-            libc::SIGUSR1,
-            libc::SIGWINCH,
-            libc::SIGTSTP,
-            libc::SIGCONT,
-            libc::SIGRTMIN() + 1,
-        ] {
-            assert_eq!(
-                h.at(0, Event::Signal(signo)),
-                vec![Action::SignalChild { pid: 10, signo }]
-            );
+        for signo in
+            [libc::SIGUSR1, libc::SIGWINCH, libc::SIGTSTP, libc::SIGCONT, libc::SIGRTMIN() + 1]
+        {
+            assert_eq!(h.at(0, Event::Signal(signo)), vec![Action::SignalChild { pid: 10, signo }]);
         }
         assert_eq!(h.deadline(), None);
     }
@@ -812,10 +666,7 @@ mod tests {
         );
         assert_eq!(
             h.at(1, Event::Signal(libc::SIGUSR1)),
-            vec![Action::SignalChild {
-                pid: 10,
-                signo: libc::SIGUSR1
-            }]
+            vec![Action::SignalChild { pid: 10, signo: libc::SIGUSR1 }]
         );
     }
 
@@ -839,22 +690,13 @@ mod tests {
     #[test]
     fn restart_signal_stops_the_old_child_then_spawns_a_new_one() {
         let mut h = Harness::running(10);
-        assert_eq!(
-            h.at(0, Event::Signal(HUP)),
-            vec![Action::SignalChild {
-                pid: 10,
-                signo: TERM
-            }]
-        );
+        assert_eq!(h.at(0, Event::Signal(HUP)), vec![Action::SignalChild { pid: 10, signo: TERM }]);
         assert_eq!(h.deadline(), Some(5000));
         assert_eq!(h.at(100, exited(10, 143, false)), vec![Action::Spawn]);
         assert_eq!(h.at(100, Event::Spawned(11)), vec![]);
         assert_eq!(
             h.at(200, Event::Signal(libc::SIGUSR1)),
-            vec![Action::SignalChild {
-                pid: 11,
-                signo: libc::SIGUSR1
-            }]
+            vec![Action::SignalChild { pid: 11, signo: libc::SIGUSR1 }]
         );
         assert_eq!(h.deadline(), None);
     }
@@ -863,13 +705,7 @@ mod tests {
     fn restart_escalates_to_sigkill_for_a_stubborn_old_child() {
         let mut h = Harness::running(10);
         h.at(0, Event::Signal(HUP));
-        assert_eq!(
-            h.at(5000, Event::Timeout),
-            vec![Action::SignalChild {
-                pid: 10,
-                signo: KILL
-            }]
-        );
+        assert_eq!(h.at(5000, Event::Timeout), vec![Action::SignalChild { pid: 10, signo: KILL }]);
         assert_eq!(h.at(5001, exited(10, 137, false)), vec![Action::Spawn]);
     }
 
@@ -903,13 +739,24 @@ mod tests {
         h.at(0, Event::Signal(HUP));
         assert_eq!(
             h.at(1000, Event::Signal(TERM)),
-            vec![Action::SignalChild {
-                pid: 10,
-                signo: TERM
-            }]
+            vec![Action::SignalChild { pid: 10, signo: TERM }]
         );
         // No new child: the old one's status is the exit code.
         assert_eq!(h.at(1100, exited(10, 143, true)), vec![Action::Exit(143)]);
+    }
+
+    #[test]
+    fn stop_signal_during_a_restart_keeps_its_grace_period_and_drains_instead_of_respawning() {
+        let mut h = Harness::running(10);
+        h.at(0, Event::Signal(HUP));
+        h.at(1000, Event::Signal(TERM));
+        assert_eq!(h.deadline(), Some(5000));
+        assert_eq!(h.at(5000, Event::Timeout), vec![Action::SignalChild { pid: 10, signo: KILL }]);
+        assert_eq!(h.deadline(), None);
+        assert_eq!(
+            h.at(5001, exited(10, 137, false)),
+            vec![Action::SignalDescendants(KILL), Action::Reap]
+        );
     }
 
     #[test]
@@ -924,14 +771,7 @@ mod tests {
             vec![Action::SignalDescendants(TERM), Action::Reap]
         );
         assert_eq!(
-            h.at(
-                201,
-                Event::Reaped {
-                    exits: vec![],
-                    no_children_left: true,
-                    others_left: false
-                }
-            ),
+            h.at(201, Event::Reaped { exits: vec![], no_children_left: true, others_left: false }),
             vec![Action::Exit(143)]
         );
         assert_eq!(h.at(1100, Event::Timeout), vec![]);
@@ -949,10 +789,7 @@ mod tests {
         assert_eq!(h.at(30, Event::Spawned(11)), vec![]);
         assert_eq!(
             h.at(40, Event::Signal(TERM)),
-            vec![Action::SignalChild {
-                pid: 11,
-                signo: TERM
-            }]
+            vec![Action::SignalChild { pid: 11, signo: TERM }]
         );
     }
 
@@ -964,14 +801,7 @@ mod tests {
         h.at(10, Event::SpawnFailed(126));
         h.at(20, Event::Signal(TERM));
         assert_eq!(
-            h.at(
-                21,
-                Event::Reaped {
-                    exits: vec![],
-                    no_children_left: true,
-                    others_left: false
-                }
-            ),
+            h.at(21, Event::Reaped { exits: vec![], no_children_left: true, others_left: false }),
             vec![Action::Exit(126)]
         );
     }
@@ -984,13 +814,7 @@ mod tests {
         h.at(300, Event::FilesChanged);
         assert_eq!(h.deadline(), Some(800));
         assert_eq!(h.at(500, Event::Timeout), vec![]);
-        assert_eq!(
-            h.at(800, Event::Timeout),
-            vec![Action::SignalChild {
-                pid: 10,
-                signo: TERM
-            }]
-        );
+        assert_eq!(h.at(800, Event::Timeout), vec![Action::SignalChild { pid: 10, signo: TERM }]);
         assert_eq!(h.deadline(), Some(5800));
     }
 
@@ -1008,12 +832,6 @@ mod tests {
     fn restart_signal_none_forwards_sighup() {
         let mut h = Harness::running(10);
         h.sup.settings.restart_signal = None;
-        assert_eq!(
-            h.at(0, Event::Signal(HUP)),
-            vec![Action::SignalChild {
-                pid: 10,
-                signo: HUP
-            }]
-        );
+        assert_eq!(h.at(0, Event::Signal(HUP)), vec![Action::SignalChild { pid: 10, signo: HUP }]);
     }
 }

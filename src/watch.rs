@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
+use crate::exit_status::Fatal;
+use crate::spawn;
+
 /// What one inotify watch (one directory) is for.
 #[derive(Debug)]
 struct Watch {
@@ -55,42 +58,28 @@ pub fn is_ignored(name: &OsStr) -> bool {
 }
 
 /// Resolves a command like `execvp` does, for the default watch path: a name with a `/` is a
-/// path; otherwise the first executable regular file named so in a `PATH` directory.
+/// path, if it exists; otherwise the first executable regular file among its
+/// [`spawn::candidates`] in `PATH`. `None`: the command is not there.
 pub fn resolve_command(command: &OsStr, path_var: Option<&OsStr>) -> Option<PathBuf> {
     if command.as_bytes().contains(&b'/') {
-        return Some(PathBuf::from(command));
+        return Some(PathBuf::from(command)).filter(|path| path.exists());
     }
-    let path_var = path_var.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
-    path_var
-        .as_bytes()
-        .split(|b| *b == b':')
-        .map(|dir| {
-            if dir.is_empty() {
-                Path::new(".")
-            } else {
-                Path::new(OsStr::from_bytes(dir))
-            }
-        })
-        .map(|dir| dir.join(command))
-        .find(|candidate| {
-            std::fs::metadata(candidate)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    spawn::candidates(command, path_var).into_iter().find(|candidate| {
+        std::fs::metadata(candidate)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }
 
 impl Watcher {
     /// Watches every path. A missing path is an error (one line): watching nothing silently
     /// would make `--live-reload` a no-op nobody notices.
-    pub fn new(paths: &[PathBuf]) -> Result<Watcher, String> {
+    pub fn new(paths: &[PathBuf]) -> Result<Watcher, Fatal> {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-            .map_err(|e| format!("cannot start the file watcher: {}", e.desc()))?;
-        let mut watcher = Watcher {
-            inotify,
-            watches: HashMap::new(),
-        };
+            .map_err(|e| Fatal::setup(format!("cannot start the file watcher: {}", e.desc())))?;
+        let mut watcher = Watcher { inotify, watches: HashMap::new() };
         for path in paths {
             let meta = std::fs::metadata(path)
-                .map_err(|e| format!("cannot watch '{}': {e}", path.display()))?;
+                .map_err(|e| Fatal::setup(format!("cannot watch '{}': {e}", path.display())))?;
             let added = if meta.is_dir() {
                 watcher.add_tree(path)
             } else {
@@ -101,7 +90,9 @@ impl Watcher {
                 let name = path.file_name().map(OsString::from).unwrap_or_default();
                 watcher.add(parent, Some(name))
             };
-            added.map_err(|e| format!("cannot watch '{}': {}", path.display(), e.desc()))?;
+            added.map_err(|e| {
+                Fatal::setup(format!("cannot watch '{}': {}", path.display(), e.desc()))
+            })?;
         }
         Ok(watcher)
     }
@@ -113,10 +104,10 @@ impl Watcher {
     fn add(&mut self, dir: &Path, name: Option<OsString>) -> Result<(), Errno> {
         let wd = self.inotify.add_watch(dir, mask())?;
         // inotify returns the same descriptor for a directory watched twice: merge the filters.
-        let watch = self.watches.entry(wd).or_insert_with(|| Watch {
-            dir: dir.to_path_buf(),
-            names: Some(Vec::new()),
-        });
+        let watch = self
+            .watches
+            .entry(wd)
+            .or_insert_with(|| Watch { dir: dir.to_path_buf(), names: Some(Vec::new()) });
         match (&mut watch.names, name) {
             (Some(names), Some(name)) => names.push(name),
             (names, None) => *names = None,
@@ -182,18 +173,12 @@ impl Watcher {
                 );
                 relevant = true;
                 let new_dir = event.mask.contains(AddWatchFlags::IN_ISDIR)
-                    && event
-                        .mask
-                        .intersects(AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO)
+                    && event.mask.intersects(AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO)
                     && watch.names.is_none();
                 if let (true, Some(name)) = (new_dir, &event.name) {
                     let path = watch.dir.join(name);
                     if let Err(errno) = self.add_tree(&path) {
-                        warn!(
-                            "cannot watch new directory '{}': {}",
-                            path.display(),
-                            errno.desc()
-                        );
+                        warn!("cannot watch new directory '{}': {}", path.display(), errno.desc());
                     }
                 }
             }
@@ -211,24 +196,10 @@ mod tests {
 
     #[test]
     fn git_and_editor_temporaries_are_ignored() {
-        for name in [
-            ".git",
-            "main.rs.swp",
-            ".main.rs.swx",
-            "main.rs~",
-            ".#main.rs",
-            "4913",
-        ] {
+        for name in [".git", "main.rs.swp", ".main.rs.swx", "main.rs~", ".#main.rs", "4913"] {
             assert!(is_ignored(OsStr::new(name)), "{name}");
         }
-        for name in [
-            "main.rs",
-            "app",
-            ".gitignore",
-            "swp",
-            "49130",
-            "config.toml",
-        ] {
+        for name in ["main.rs", "app", ".gitignore", "swp", "49130", "config.toml"] {
             assert!(!is_ignored(OsStr::new(name)), "{name}");
         }
     }
@@ -241,35 +212,25 @@ mod tests {
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(dir.join("data"), "").unwrap();
         let path = format!("/nonexistent:{}", dir.display());
-        assert_eq!(
-            resolve_command(OsStr::new("tool"), Some(OsStr::new(&path))),
-            Some(tool)
-        );
+        assert_eq!(resolve_command(OsStr::new("tool"), Some(OsStr::new(&path))), Some(tool));
         // Not executable, or absent: not found.
-        assert_eq!(
-            resolve_command(OsStr::new("data"), Some(OsStr::new(&path))),
-            None
-        );
-        assert_eq!(
-            resolve_command(OsStr::new("absent"), Some(OsStr::new(&path))),
-            None
-        );
-        // A name with a slash is taken as a path.
-        assert_eq!(
-            resolve_command(OsStr::new("./x/y"), None),
-            Some(PathBuf::from("./x/y"))
-        );
+        assert_eq!(resolve_command(OsStr::new("data"), Some(OsStr::new(&path))), None);
+        assert_eq!(resolve_command(OsStr::new("absent"), Some(OsStr::new(&path))), None);
+        // A name with a slash is taken as a path, searched nowhere.
+        let data = dir.join("data");
+        assert_eq!(resolve_command(data.as_os_str(), Some(OsStr::new("/nonexistent"))), Some(data));
+        assert_eq!(resolve_command(OsStr::new("./x/y"), None), None);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn missing_watch_path_is_an_error() {
-        let error = Watcher::new(&[PathBuf::from("/nonexistent/scinit-watch")])
-            .err()
-            .unwrap();
+        let error = Watcher::new(&[PathBuf::from("/nonexistent/scinit-watch")]).err().unwrap();
+        assert_eq!(error.code, 1);
         assert!(
-            error.starts_with("cannot watch '/nonexistent/scinit-watch'"),
-            "{error}"
+            error.message.starts_with("cannot watch '/nonexistent/scinit-watch'"),
+            "{}",
+            error.message
         );
     }
 

@@ -1,10 +1,12 @@
 //! scinit exits with the child's code, 128+N for a death by signal N, 127/126 when COMMAND
-//! cannot be run (with one stderr line naming it), and 2 for usage errors.
+//! cannot be run (with one stderr line naming it), 1 when scinit cannot even try, and 2 for
+//! usage errors.
 
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
-use crate::harness::{start, start_command, NO_ENV};
+use crate::harness::{start, start_command, start_with_fd_limit, testkit, NO_ENV};
 
 /// One test per row: the child's fate and the code scinit must exit with.
 macro_rules! child_exit_cases {
@@ -39,6 +41,32 @@ fn missing_command_exits_127_with_one_line_naming_it() {
 }
 
 #[test]
+fn missing_command_under_live_reload_exits_127_with_one_line_naming_it() {
+    for command in ["scinit-no-such-command", "/nonexistent/scinit-no-such-command"] {
+        let mut scinit = start_command(vec!["--live-reload".into(), command.into()], NO_ENV);
+        let code = scinit.exit_code();
+        let stderr = scinit.stderr();
+        assert_eq!(code, 127, "{command}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with("scinit: ") && stderr.contains(&format!("'{command}'")),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn missing_watch_path_is_a_setup_error() {
+    let mut scinit =
+        start(&["--watch-path", "/nonexistent/scinit-watch"], &["exit-with", "0"], &[]);
+    let code = scinit.exit_code();
+    let stderr = scinit.stderr();
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("'/nonexistent/scinit-watch'"), "{stderr}");
+}
+
+#[test]
 fn non_executable_command_exits_126_with_one_line_naming_it() {
     let file = std::env::temp_dir().join(format!("scinit-not-executable-{}", std::process::id()));
     std::fs::write(&file, "not a program\n").unwrap();
@@ -55,14 +83,88 @@ fn non_executable_command_exits_126_with_one_line_naming_it() {
     );
 }
 
+/// A fresh directory under the temporary directory, for files a test executes.
+fn exec_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scinit-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_executable(path: &Path, contents: &[u8]) {
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn executable_that_is_not_a_program_exits_126_and_never_runs_through_a_shell() {
+    let dir = exec_dir("not-a-program");
+    // A shell would run these as scripts; a bare ELF header that is no valid executable.
+    let text = dir.join("text");
+    write_executable(&text, b"echo ran-through-a-shell\nexit 9\n");
+    let elf = dir.join("elf");
+    write_executable(&elf, b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+    let path = OsString::from(format!("/nonexistent:{}", dir.display()));
+    let cases = [
+        (OsString::from(&text), Vec::<(OsString, OsString)>::new(), text.clone()),
+        (OsString::from(&elf), Vec::new(), elf.clone()),
+        // Found through the child's PATH: the line names the file that was found.
+        ("text".into(), vec![("PATH".into(), path)], text.clone()),
+    ];
+    let mut failures = Vec::new();
+    for (command, env, file) in cases {
+        let mut scinit = start_command(vec![command.clone()], env);
+        let code = scinit.exit_code();
+        let stderr = scinit.stderr();
+        let named = stderr.contains(&format!("'{}'", file.display()));
+        if code != 126
+            || stderr.lines().count() != 1
+            || !named
+            || !stderr.contains("Exec format error")
+        {
+            failures
+                .push(format!("{command:?}: exit {code}, stderr {stderr:?}, {}", scinit.report()));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn path_search_skips_files_it_cannot_execute_and_runs_scripts_by_their_interpreter() {
+    let first = exec_dir("path-first");
+    let second = exec_dir("path-second");
+    std::fs::write(first.join("app"), "#!/bin/sh\nexit 8\n").unwrap();
+    std::fs::set_permissions(first.join("app"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    write_executable(&second.join("app"), b"#!/bin/sh\nexit 7\n");
+    let path = format!("{}:{}", first.display(), second.display());
+    let mut scinit = start_command(vec!["app".into()], [("PATH", path.as_str())]);
+    let code = scinit.exit_code();
+    std::fs::remove_dir_all(&first).unwrap();
+    std::fs::remove_dir_all(&second).unwrap();
+    assert_eq!(code, 7, "{}", scinit.report());
+}
+
+#[test]
+fn failing_to_create_the_spawn_pipe_is_a_setup_error_not_126() {
+    // Room for stdin, stdout, stderr and the signalfd: the pipe that reports the child's exec
+    // is the first fd that does not fit, so COMMAND is never run.
+    let command = vec![testkit().into(), "exit-with".into(), "0".into()];
+    let mut scinit = start_with_fd_limit(command, 4);
+    let code = scinit.exit_code();
+    let stderr = scinit.stderr();
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("scinit: cannot start '") && stderr.contains("Too many open files"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn usage_errors_exit_2_with_exactly_one_line() {
-    let cases: &[&[&str]] = &[
-        &[],
-        &["--no-such-option", "true"],
-        &["--ports"],
-        &["--ports", "x", "true"],
-    ];
+    let cases: &[&[&str]] =
+        &[&[], &["--no-such-option", "true"], &["--ports"], &["--ports", "x", "true"]];
     let mut failures = Vec::new();
     for args in cases {
         let mut scinit = start_command(args.iter().map(OsString::from).collect(), NO_ENV);
@@ -70,6 +172,22 @@ fn usage_errors_exit_2_with_exactly_one_line() {
         let stderr = scinit.stderr();
         if code != 2 || stderr.lines().count() != 1 || !stderr.starts_with("scinit: ") {
             failures.push(format!("{args:?}: exit {code}, stderr {stderr:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn malformed_restart_signals_are_usage_errors_naming_the_value() {
+    // Each of these once mapped to some other (or a wrapped) signal number and silently turned
+    // SIGHUP restarts off.
+    let mut failures = Vec::new();
+    for value in ["RTMIN+-1", "RTMIN+-34", "RTMIN+2147483647", "SIGRTMAX--1", "+1"] {
+        let mut scinit = start(&["--restart-signal", value], &["exit-with", "0"], &[]);
+        let code = scinit.exit_code();
+        let stderr = scinit.stderr();
+        if code != 2 || stderr.lines().count() != 1 || !stderr.contains(&format!("'{value}'")) {
+            failures.push(format!("{value}: exit {code}, stderr {stderr:?}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -12,10 +12,7 @@ fn sigterm_reaches_child_and_exit_code_is_143() {
     let line = scinit.line_starting("signal name=SIGTERM");
     assert_eq!(field(&line, "pid"), Some(child.to_string().as_str()));
     // The sender is scinit: the child heard it from its init, not from the test.
-    assert_eq!(
-        field(&line, "sender"),
-        Some(scinit.pid().to_string().as_str())
-    );
+    assert_eq!(field(&line, "sender"), Some(scinit.pid().to_string().as_str()));
     assert_eq!(scinit.exit_code(), 143, "{}", scinit.report());
 }
 
@@ -34,11 +31,7 @@ fn sigusr1_is_forwarded_and_scinit_keeps_running() {
     scinit.ready("signals");
     scinit.signal(Signal::SIGUSR1);
     scinit.line_starting("signal name=SIGUSR1");
-    assert!(
-        scinit.running(),
-        "scinit exited after SIGUSR1\n{}",
-        scinit.report()
-    );
+    assert!(scinit.running(), "scinit exited after SIGUSR1\n{}", scinit.report());
     // It still forwards and still shuts down properly afterwards.
     scinit.signal(Signal::SIGINT);
     scinit.line_starting("signal name=SIGINT");
@@ -83,11 +76,7 @@ fn realtime_signals_are_forwarded() {
 
 #[test]
 fn sighup_is_forwarded_when_the_restart_signal_is_none() {
-    let mut scinit = start(
-        &["--restart-signal", "none"],
-        &["signals", "--on", "HUP=log"],
-        &[],
-    );
+    let mut scinit = start(&["--restart-signal", "none"], &["signals", "--on", "HUP=log"], &[]);
     scinit.ready("signals");
     scinit.signal(Signal::SIGHUP);
     scinit.line_starting("signal name=SIGHUP");
@@ -98,11 +87,8 @@ fn sighup_is_forwarded_when_the_restart_signal_is_none() {
 
 #[test]
 fn child_ignoring_sigterm_is_killed_after_the_grace_period() {
-    let mut scinit = start(
-        &["--graceful-timeout-secs", "0.3"],
-        &["signals", "--on", "TERM=log"],
-        &[],
-    );
+    let mut scinit =
+        start(&["--graceful-timeout-secs", "0.3"], &["signals", "--on", "TERM=log"], &[]);
     scinit.ready("signals");
     scinit.signal(Signal::SIGTERM);
     scinit.line_starting("signal name=SIGTERM");

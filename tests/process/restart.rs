@@ -9,27 +9,17 @@ use crate::sockets::inspect;
 #[test]
 fn sighup_restart_keeps_the_same_listening_socket_and_starts_a_new_child() {
     let port = free_port().to_string();
-    let mut scinit = start(
-        &["--bind-addr", "127.0.0.1", "--ports", &port],
-        &["inspect", "--stay"],
-        &[],
-    );
+    let mut scinit =
+        start(&["--bind-addr", "127.0.0.1", "--ports", &port], &["inspect", "--stay"], &[]);
     let (first_pid, first) = inspect(&mut scinit);
 
     scinit.signal(Signal::SIGHUP);
     let (second_pid, second) = inspect(&mut scinit);
 
     assert_ne!(first_pid, second_pid);
-    let inode = |report: &serde_json::Value| {
-        report["sockets"][0]["inode"]
-            .as_u64()
-            .expect("socket inode")
-    };
-    assert_eq!(
-        inode(&first),
-        inode(&second),
-        "the socket was re-bound:\n{first}\n{second}"
-    );
+    let inode =
+        |report: &serde_json::Value| report["sockets"][0]["inode"].as_u64().expect("socket inode");
+    assert_eq!(inode(&first), inode(&second), "the socket was re-bound:\n{first}\n{second}");
     assert_eq!(second["env"]["LISTEN_PID"], second_pid.to_string());
     assert!(scinit.running());
 
@@ -39,11 +29,8 @@ fn sighup_restart_keeps_the_same_listening_socket_and_starts_a_new_child() {
 
 #[test]
 fn stop_signal_during_the_restart_delay_exits_with_the_old_childs_status() {
-    let mut scinit = start(
-        &["--restart-delay-ms", "60000"],
-        &["signals", "--on", "TERM=exit:5"],
-        &[],
-    );
+    let mut scinit =
+        start(&["--restart-delay-ms", "60000"], &["signals", "--on", "TERM=exit:5"], &[]);
     scinit.ready("signals");
     scinit.signal(Signal::SIGHUP);
     scinit.line_starting("exiting code=5");
@@ -59,11 +46,8 @@ fn file_change_restarts_the_child_after_the_debounce() {
     let config = dir.join("app.conf");
     std::fs::write(&config, "v1").unwrap();
     let watch = config.display().to_string();
-    let mut scinit = start(
-        &["--watch-path", &watch, "--debounce-ms", "50"],
-        &["inspect", "--stay"],
-        &[],
-    );
+    let mut scinit =
+        start(&["--watch-path", &watch, "--debounce-ms", "50"], &["inspect", "--stay"], &[]);
     let (first, _) = inspect(&mut scinit);
 
     // An atomic replace, as editors and deploy tools do it.
@@ -85,12 +69,7 @@ fn failed_restart_keeps_scinit_up_and_a_stop_then_exits_127() {
     let program = dir.join("app");
     std::fs::copy(crate::harness::testkit(), &program).unwrap();
     let mut scinit = start_command(
-        vec![
-            "--restart-delay-ms".into(),
-            "0".into(),
-            program.clone().into(),
-            "signals".into(),
-        ],
+        vec!["--restart-delay-ms".into(), "0".into(), program.clone().into(), "signals".into()],
         NO_ENV,
     );
     scinit.ready("signals");
@@ -98,10 +77,7 @@ fn failed_restart_keeps_scinit_up_and_a_stop_then_exits_127() {
     scinit.signal(Signal::SIGHUP);
     scinit.line_starting("exiting signal=SIGTERM");
     let failure = scinit.stderr_line("cannot execute");
-    assert!(
-        failure.contains(&program.display().to_string()),
-        "{failure}"
-    );
+    assert!(failure.contains(&program.display().to_string()), "{failure}");
     // The old child is gone and the new one cannot start: scinit stays up until told to stop.
     assert!(scinit.running());
     scinit.signal(Signal::SIGTERM);

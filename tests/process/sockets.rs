@@ -22,11 +22,8 @@ pub fn inspect(scinit: &mut Scinit) -> (i32, Value) {
 fn inspector_sees_listening_sockets_at_fd_3_and_4_with_activation_env() {
     let (a, b) = (free_port(), free_port());
     let ports = format!("{a},{b}");
-    let mut scinit = start(
-        &["--bind-addr", "127.0.0.1", "--ports", &ports],
-        &["inspect", "--stay"],
-        &[],
-    );
+    let mut scinit =
+        start(&["--bind-addr", "127.0.0.1", "--ports", &ports], &["inspect", "--stay"], &[]);
     let (pid, report) = inspect(&mut scinit);
 
     let sockets = report["sockets"].as_array().expect("sockets");
@@ -42,10 +39,7 @@ fn inspector_sees_listening_sockets_at_fd_3_and_4_with_activation_env() {
         .collect();
     assert_eq!(
         summary,
-        vec![
-            (3, format!("127.0.0.1:{a}"), true),
-            (4, format!("127.0.0.1:{b}"), true)
-        ]
+        vec![(3, format!("127.0.0.1:{a}"), true), (4, format!("127.0.0.1:{b}"), true)]
     );
 
     let env = &report["env"];
@@ -55,12 +49,8 @@ fn inspector_sees_listening_sockets_at_fd_3_and_4_with_activation_env() {
     assert_eq!(env["SCINIT_INHERITED_FDS"], "3,4");
 
     // Exactly stdin, stdout, stderr and the two sockets: no signalfd, no pipe, no inotify.
-    let fds: Vec<i64> = report["fds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["fd"].as_i64().unwrap())
-        .collect();
+    let fds: Vec<i64> =
+        report["fds"].as_array().unwrap().iter().map(|f| f["fd"].as_i64().unwrap()).collect();
     assert_eq!(fds, vec![0, 1, 2, 3, 4], "{report}");
 
     scinit.signal(Signal::SIGTERM);
@@ -90,12 +80,7 @@ fn inherited_activation_variables_are_stripped_without_ports() {
     ];
     let mut scinit = start(&[], &["inspect"], &inherited);
     let (_, report) = inspect(&mut scinit);
-    for name in [
-        "LISTEN_FDS",
-        "LISTEN_PID",
-        "LISTEN_FDNAMES",
-        "SCINIT_INHERITED_FDS",
-    ] {
+    for name in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "SCINIT_INHERITED_FDS"] {
         assert!(report["env"].get(name).is_none(), "{name} leaked: {report}");
     }
     assert_eq!(scinit.exit_code(), 0);
@@ -115,11 +100,8 @@ fn non_utf8_environment_values_survive() {
 #[test]
 fn echo_server_serves_on_the_inherited_socket() {
     let port = free_port();
-    let mut scinit = start(
-        &["--bind-addr", "127.0.0.1", "--ports", &port.to_string()],
-        &["echo"],
-        &[],
-    );
+    let mut scinit =
+        start(&["--bind-addr", "127.0.0.1", "--ports", &port.to_string()], &["echo"], &[]);
     let pid = scinit.ready("echo");
     let line = scinit.line_starting("listening fd=3");
     assert_eq!(field(&line, "inherited"), Some("true"), "{line}");
@@ -144,16 +126,10 @@ fn a_port_in_use_is_a_setup_error_with_one_line() {
     let port = taken.local_addr().unwrap().port().to_string();
     // SO_REUSEPORT lets two sockets of the same user share a port, but not with a socket
     // that did not set it: std's listener does not.
-    let mut scinit = start(
-        &["--bind-addr", "127.0.0.1", "--ports", &port],
-        &["exit-with", "0"],
-        &[],
-    );
+    let mut scinit =
+        start(&["--bind-addr", "127.0.0.1", "--ports", &port], &["exit-with", "0"], &[]);
     assert_eq!(scinit.exit_code(), 1);
     let stderr = scinit.stderr();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains(&port) && stderr.contains("Address already in use"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&port) && stderr.contains("Address already in use"), "{stderr}");
 }
