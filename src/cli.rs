@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use crate::exit_status::Fatal;
 use crate::log::Level;
+use crate::notify;
 use crate::signals;
+use crate::supervisor::RestartOrder;
 
 pub const HELP: &str = "\
 scinit: a container init (PID 1) with signal forwarding, reaping, graceful shutdown and
@@ -23,6 +25,8 @@ Options (stop at COMMAND; everything after it goes to the child verbatim):
   --ports <N[,N...]>               TCP ports to bind before starting the child, passed as fds
                                    3, 4, ... (repeatable)
   --bind-addr <IP>                 address to bind the ports on [default: 0.0.0.0]
+  --reuse-port                     set SO_REUSEPORT on the ports: another process that sets it
+                                   can bind them too, and the kernel splits connections
   --graceful-timeout-secs <S>      grace period before SIGKILL, fractions allowed [default: 5]
   --restart-delay-ms <MS>          pause between the old child's exit and the new start [default: 0]
   --live-reload                    restart the child when watched files change
@@ -31,6 +35,19 @@ Options (stop at COMMAND; everything after it goes to the child verbatim):
   --debounce-ms <MS>               quiet time after the last change before restarting [default: 500]
   --restart-signal <SIG|none>      signal that restarts the child; with none it is forwarded
                                    [default: SIGHUP]
+  --stop-signal <SIG>              signal that stops the child, for a restart and in place of a
+                                   received SIGTERM; SIGCONT follows it [default: SIGTERM]
+  --restart-order <ORDER>          stop-first: stop the old child, then start the new one;
+                                   start-first: start the new one and stop the old one once the
+                                   new one is ready [default: stop-first]
+  --notify                         give children NOTIFY_SOCKET (sd_notify): READY=1 from the new
+                                   child or below it makes it ready
+  --notify-socket <PATH|@NAME>     the NOTIFY_SOCKET address (implies --notify)
+                                   [default: an abstract name chosen by the kernel]
+  --ready-delay-ms <MS>            without --notify, a new child is ready this long after its
+                                   start [default: 1000]
+  --ready-timeout-secs <S>         a new child not ready by then is stopped and the restart
+                                   abandoned; fractions allowed [default: 30]
   --zombie-reap-interval-ms <MS>   accepted and ignored (scinit is event-driven)
   --signal-poll-interval-ms <MS>   accepted and ignored (scinit is event-driven)
   -h, --help                       print this help and exit
@@ -45,12 +62,20 @@ Environment:
 pub struct Config {
     pub ports: Vec<u16>,
     pub bind_addr: IpAddr,
+    /// `SO_REUSEPORT` on the ports: off by default, so that a port in use is an error.
+    pub reuse_port: bool,
     pub graceful_timeout: Duration,
     pub restart_delay: Duration,
     pub live_reload: bool,
     pub watch_paths: Vec<PathBuf>,
     pub debounce: Duration,
     pub restart_signal: Option<i32>,
+    pub stop_signal: i32,
+    pub restart_order: RestartOrder,
+    /// Where the notify socket is (`--notify`, `--notify-socket`); none without them.
+    pub notify: Option<notify::Address>,
+    pub ready_delay: Duration,
+    pub ready_timeout: Duration,
     pub log_level: Level,
     pub command: Vec<OsString>,
 }
@@ -58,7 +83,8 @@ pub struct Config {
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
 pub enum Parsed {
-    Run(Config),
+    /// Boxed: a `Config` is large beside the other variants, and is built once.
+    Run(Box<Config>),
     Help,
     Version,
 }
@@ -71,12 +97,18 @@ where
     let mut config = Config {
         ports: Vec::new(),
         bind_addr: IpAddr::from([0, 0, 0, 0]),
+        reuse_port: false,
         graceful_timeout: Duration::from_secs(5),
         restart_delay: Duration::ZERO,
         live_reload: false,
         watch_paths: Vec::new(),
         debounce: Duration::from_millis(500),
         restart_signal: Some(nix::libc::SIGHUP),
+        stop_signal: nix::libc::SIGTERM,
+        restart_order: RestartOrder::StopFirst,
+        notify: None,
+        ready_delay: Duration::from_secs(1),
+        ready_timeout: Duration::from_secs(30),
         log_level: Level::Warn,
         command: Vec::new(),
     };
@@ -106,10 +138,18 @@ where
             "-h" | "--help" => return Ok(Parsed::Help),
             "-V" | "--version" => return Ok(Parsed::Version),
             // A flag takes no value: `--live-reload=no` is an error rather than silently "yes".
-            "--live-reload" if inline.is_some() => {
+            "--live-reload" | "--reuse-port" if inline.is_some() => {
                 return Err(Fatal::usage(format!("option '{name}' takes no value")));
             }
             "--live-reload" => config.live_reload = true,
+            "--notify" if inline.is_some() => {
+                return Err(Fatal::usage(format!("option '{name}' takes no value")));
+            }
+            // After `--notify-socket`, `--notify` keeps its address.
+            "--notify" => {
+                config.notify.get_or_insert(notify::Address::Auto);
+            }
+            "--reuse-port" => config.reuse_port = true,
             _ => {
                 let value = match inline {
                     Some(value) => value,
@@ -142,7 +182,7 @@ where
             ))
         })?;
     }
-    Ok(Parsed::Run(config))
+    Ok(Parsed::Run(Box::new(config)))
 }
 
 fn apply(
@@ -165,18 +205,14 @@ fn apply(
             }
         }
         "--bind-addr" => *bind_addr = Some(value.to_string()),
-        "--graceful-timeout-secs" => {
-            config.graceful_timeout = value
-                .parse::<f64>()
-                .ok()
-                .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-                .map(bounded)
-                .ok_or_else(|| {
-                    Fatal::usage(format!(
-                        "--graceful-timeout-secs: '{value}' is not a number of seconds"
-                    ))
-                })?;
+        "--graceful-timeout-secs" => config.graceful_timeout = seconds(name, value)?,
+        "--ready-timeout-secs" => {
+            config.ready_timeout = seconds(name, value)?;
+            if config.ready_timeout.is_zero() {
+                return Err(Fatal::usage(format!("{name}: '{value}' is not more than 0")));
+            }
         }
+        "--ready-delay-ms" => config.ready_delay = millis(name, value)?,
         "--restart-delay-ms" => config.restart_delay = millis(name, value)?,
         "--debounce-ms" => config.debounce = millis(name, value)?,
         "--watch-path" => {
@@ -184,6 +220,23 @@ fn apply(
             config.live_reload = true;
         }
         "--restart-signal" => config.restart_signal = restart_signal(value)?,
+        "--stop-signal" => config.stop_signal = stop_signal(value)?,
+        "--restart-order" => {
+            config.restart_order = match value {
+                "stop-first" => RestartOrder::StopFirst,
+                "start-first" => RestartOrder::StartFirst,
+                _ => {
+                    return Err(Fatal::usage(format!(
+                        "{name}: '{value}' is not stop-first or start-first"
+                    )))
+                }
+            }
+        }
+        "--notify-socket" => {
+            let address = notify::Address::parse(value)
+                .map_err(|why| Fatal::usage(format!("{name}: '{value}': {why}")))?;
+            config.notify = Some(address);
+        }
         "--zombie-reap-interval-ms" | "--signal-poll-interval-ms" => {
             // Accepted for compatibility with older scinit command lines; nothing polls.
             millis(name, value)?;
@@ -197,6 +250,15 @@ fn apply(
 /// overflow (which would panic inside PID 1's loop). Nobody waits longer on purpose.
 fn bounded(duration: Duration) -> Duration {
     duration.min(Duration::from_secs(u64::from(u32::MAX)))
+}
+
+fn seconds(name: &str, value: &str) -> Result<Duration, Fatal> {
+    value
+        .parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .map(bounded)
+        .ok_or_else(|| Fatal::usage(format!("{name}: '{value}' is not a number of seconds")))
 }
 
 fn millis(name: &str, value: &str) -> Result<Duration, Fatal> {
@@ -228,6 +290,20 @@ fn restart_signal(value: &str) -> Result<Option<i32>, Fatal> {
     Ok(Some(signo))
 }
 
+/// Any signal the parser knows, but SIGKILL and SIGSTOP: the first leaves the child no grace
+/// period to use, the second would only freeze it.
+fn stop_signal(value: &str) -> Result<i32, Fatal> {
+    let signo = signals::parse(value)
+        .ok_or_else(|| Fatal::usage(format!("--stop-signal: unknown signal '{value}'")))?;
+    if signo == nix::libc::SIGKILL || signo == nix::libc::SIGSTOP {
+        return Err(Fatal::usage(format!(
+            "--stop-signal: {} cannot be the stop signal",
+            signals::name(signo)
+        )));
+    }
+    Ok(signo)
+}
+
 /// An IP literal, IPv6 optionally in brackets (`[::1]`). Never a hostname: resolving names
 /// would need a resolver in a static PID 1 and make the bound address depend on DNS.
 fn parse_ip(text: &str) -> Option<IpAddr> {
@@ -245,7 +321,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Config {
         match parse(os(args), None) {
-            Ok(Parsed::Run(config)) => config,
+            Ok(Parsed::Run(config)) => *config,
             other => panic!("{args:?} gave {other:?}"),
         }
     }
@@ -263,11 +339,17 @@ mod tests {
         assert_eq!(c.command, os(&["app"]));
         assert!(c.ports.is_empty());
         assert_eq!(c.bind_addr, "0.0.0.0".parse::<IpAddr>().unwrap());
+        assert!(!c.reuse_port);
         assert_eq!(c.graceful_timeout, Duration::from_secs(5));
         assert_eq!(c.restart_delay, Duration::ZERO);
         assert!(!c.live_reload);
         assert_eq!(c.debounce, Duration::from_millis(500));
         assert_eq!(c.restart_signal, Some(nix::libc::SIGHUP));
+        assert_eq!(c.stop_signal, nix::libc::SIGTERM);
+        assert_eq!(c.restart_order, RestartOrder::StopFirst);
+        assert_eq!(c.notify, None);
+        assert_eq!(c.ready_delay, Duration::from_secs(1));
+        assert_eq!(c.ready_timeout, Duration::from_secs(30));
         assert_eq!(c.log_level, Level::Warn);
     }
 
@@ -279,6 +361,7 @@ mod tests {
             "--ports=7070",
             "--bind-addr",
             "::1",
+            "--reuse-port",
             "--graceful-timeout-secs=0.5",
             "--restart-delay-ms",
             "250",
@@ -289,6 +372,14 @@ mod tests {
             "--debounce-ms=100",
             "--restart-signal",
             "USR2",
+            "--stop-signal",
+            "SIGINT",
+            "--restart-order=start-first",
+            "--notify-socket",
+            "/run/notify",
+            "--ready-delay-ms=250",
+            "--ready-timeout-secs",
+            "2.5",
             "--zombie-reap-interval-ms",
             "10",
             "--signal-poll-interval-ms=10",
@@ -296,13 +387,43 @@ mod tests {
         ]);
         assert_eq!(c.ports, vec![8080, 9090, 7070]);
         assert_eq!(c.bind_addr, "::1".parse::<IpAddr>().unwrap());
+        assert!(c.reuse_port);
         assert_eq!(c.graceful_timeout, Duration::from_millis(500));
         assert_eq!(c.restart_delay, Duration::from_millis(250));
         assert!(c.live_reload);
         assert_eq!(c.watch_paths, vec![PathBuf::from("/srv"), PathBuf::from("/etc/app.conf")]);
         assert_eq!(c.debounce, Duration::from_millis(100));
         assert_eq!(c.restart_signal, Some(nix::libc::SIGUSR2));
+        assert_eq!(c.stop_signal, nix::libc::SIGINT);
+        assert_eq!(c.restart_order, RestartOrder::StartFirst);
+        assert_eq!(c.notify, Some(notify::Address::Path("/run/notify".into())));
+        assert_eq!(c.ready_delay, Duration::from_millis(250));
+        assert_eq!(c.ready_timeout, Duration::from_millis(2500));
         assert_eq!(c.command, os(&["app"]));
+    }
+
+    #[test]
+    fn notify_chooses_an_address_unless_notify_socket_gives_one_in_any_order() {
+        assert_eq!(run(&["--notify", "app"]).notify, Some(notify::Address::Auto));
+        let named = Some(notify::Address::Abstract("scinit".into()));
+        assert_eq!(run(&["--notify-socket=@scinit", "app"]).notify, named);
+        assert_eq!(run(&["--notify", "--notify-socket", "@scinit", "app"]).notify, named);
+        assert_eq!(run(&["--notify-socket", "@scinit", "--notify", "app"]).notify, named);
+        assert_eq!(
+            run(&["--restart-order", "stop-first", "app"]).restart_order,
+            RestartOrder::StopFirst
+        );
+    }
+
+    #[test]
+    fn the_stop_signal_takes_what_the_restart_signal_parser_takes() {
+        assert_eq!(run(&["--stop-signal", "QUIT", "app"]).stop_signal, nix::libc::SIGQUIT);
+        assert_eq!(run(&["--stop-signal=10", "app"]).stop_signal, nix::libc::SIGUSR1);
+        assert_eq!(
+            run(&["--stop-signal", "SIGRTMIN+2", "app"]).stop_signal,
+            nix::libc::SIGRTMIN() + 2
+        );
+        assert_eq!(run(&["--stop-signal", "sigterm", "app"]).stop_signal, nix::libc::SIGTERM);
     }
 
     #[test]
@@ -400,7 +521,25 @@ mod tests {
             &["--restart-signal", "32", "app"],
             &["--restart-signal", "33", "app"],
             &["--live-reload=yes", "app"],
+            &["--reuse-port=1", "app"],
             &["--zombie-reap-interval-ms", "x", "app"],
+            &["--stop-signal", "KILL", "app"],
+            &["--stop-signal", "SIGSTOP", "app"],
+            &["--stop-signal", "19", "app"],
+            &["--stop-signal", "NOPE", "app"],
+            &["--stop-signal", "RTMIN+-1", "app"],
+            &["--stop-signal", "app"],
+            &["--restart-order", "start-last", "app"],
+            &["--restart-order", "", "app"],
+            &["--notify=yes", "app"],
+            &["--notify-socket", "relative/path", "app"],
+            &["--notify-socket", "@", "app"],
+            &["--notify-socket", "", "app"],
+            &["--ready-delay-ms", "-1", "app"],
+            &["--ready-timeout-secs", "0", "app"],
+            &["--ready-timeout-secs", "0.0000000001", "app"],
+            &["--ready-timeout-secs", "-2", "app"],
+            &["--ready-timeout-secs", "soon", "app"],
         ];
         let mut failures = Vec::new();
         for args in cases {
@@ -422,8 +561,12 @@ mod tests {
     #[test]
     fn scinit_log_sets_the_level_and_rejects_unknown_values() {
         let level = |v: &str| parse(os(&["app"]), Some(v.into()));
-        assert!(matches!(level("debug"), Ok(Parsed::Run(Config { log_level: Level::Debug, .. }))));
-        assert!(matches!(level(""), Ok(Parsed::Run(Config { log_level: Level::Warn, .. }))));
+        let level_of = |v: &str| match level(v) {
+            Ok(Parsed::Run(config)) => Some(config.log_level),
+            _ => None,
+        };
+        assert_eq!(level_of("debug"), Some(Level::Debug));
+        assert_eq!(level_of(""), Some(Level::Warn));
         assert_eq!(level("loud").map(|_| ()).unwrap_err().code, 2);
     }
 
@@ -443,12 +586,19 @@ mod tests {
         for option in [
             "--ports",
             "--bind-addr",
+            "--reuse-port",
             "--graceful-timeout-secs",
             "--restart-delay-ms",
             "--live-reload",
             "--watch-path",
             "--debounce-ms",
             "--restart-signal",
+            "--stop-signal",
+            "--restart-order",
+            "--notify",
+            "--notify-socket",
+            "--ready-delay-ms",
+            "--ready-timeout-secs",
             "--zombie-reap-interval-ms",
             "--signal-poll-interval-ms",
             "--help",

@@ -6,9 +6,9 @@
 //! PID 1 its death kills the whole container: every failure here is logged and the loop
 //! continues. The loop ends only through the supervisor's `Action::Exit`.
 //!
-//! One `poll` covers the signalfd and the inotify fd; its timeout is the supervisor's next
-//! deadline (grace period, restart delay, debounce), or infinite when there is none, so an idle
-//! scinit is never woken for nothing.
+//! One `poll` covers the signalfd, the inotify fd and the notify socket; its timeout is the
+//! supervisor's next deadline (grace period, restart delay, debounce, readiness), or infinite when
+//! there is none, so an idle scinit is never woken for nothing.
 
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
@@ -20,6 +20,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signalfd::SignalFd;
 
 use crate::log;
+use crate::notify::NotifySocket;
 use crate::reap;
 use crate::signals;
 use crate::spawn::Spawner;
@@ -30,6 +31,7 @@ use crate::watch::Watcher;
 pub struct Context<'a> {
     pub signals: SignalFd,
     pub watcher: Option<Watcher>,
+    pub notify: Option<NotifySocket>,
     pub spawner: Spawner<'a>,
 }
 
@@ -62,7 +64,8 @@ pub fn run(mut supervisor: Supervisor, mut ctx: Context<'_>) -> i32 {
     }
 }
 
-/// Blocks until a signal, a file change or the next deadline, and collects the events.
+/// Blocks until a signal, a file change, a notification or the next deadline, and collects the
+/// events.
 fn wait(supervisor: &Supervisor, ctx: &mut Context<'_>, events: &mut VecDeque<Event>) {
     let timeout = match supervisor.next_deadline() {
         None => PollTimeout::NONE,
@@ -73,16 +76,28 @@ fn wait(supervisor: &Supervisor, ctx: &mut Context<'_>, events: &mut VecDeque<Ev
             PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
         }
     };
-    let (signals_ready, files_ready) = {
-        // A fixed pair, the watcher's slot used only when there is one: no allocation per wake-up.
+    let (signals_ready, files_ready, notified) = {
+        // A fixed array, the optional fds packed after the signalfd and only the filled slots
+        // polled: no allocation per wake-up.
         let signals = ctx.signals.as_fd();
-        let watched = ctx.watcher.as_ref().map(Watcher::fd);
         let mut fds = [
             PollFd::new(signals, PollFlags::POLLIN),
-            PollFd::new(watched.unwrap_or(signals), PollFlags::POLLIN),
+            PollFd::new(signals, PollFlags::POLLIN),
+            PollFd::new(signals, PollFlags::POLLIN),
         ];
-        let polled = if watched.is_some() { &mut fds[..] } else { &mut fds[..1] };
-        match poll(polled, timeout) {
+        let optional =
+            [ctx.watcher.as_ref().map(Watcher::fd), ctx.notify.as_ref().map(NotifySocket::fd)];
+        let mut slots = [None, None];
+        let mut used = 1;
+        for (slot, fd) in slots.iter_mut().zip(optional) {
+            if let Some(fd) = fd {
+                fds[used] = PollFd::new(fd, PollFlags::POLLIN);
+                *slot = Some(used);
+                used += 1;
+            }
+        }
+        let [watcher_slot, notify_slot] = slots;
+        match poll(&mut fds[..used], timeout) {
             Ok(_) => {}
             Err(Errno::EINTR) => return,
             Err(errno) => {
@@ -90,9 +105,21 @@ fn wait(supervisor: &Supervisor, ctx: &mut Context<'_>, events: &mut VecDeque<Ev
                 return;
             }
         }
-        let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
-        (ready(&fds[0]), watched.is_some() && ready(&fds[1]))
+        let ready = |slot: Option<usize>| {
+            slot.and_then(|i| fds.get(i)).and_then(PollFd::revents).is_some_and(|r| !r.is_empty())
+        };
+        (ready(Some(0)), ready(watcher_slot), ready(notify_slot))
     };
+    // Notifications first, and also whenever signals are read (a datagram may have come after
+    // poll looked): what a process sent before it exited is then always seen before its exit is
+    // reaped, while its ancestry is still in /proc.
+    if notified || signals_ready {
+        for (sender, ancestors) in
+            ctx.notify.as_ref().map(NotifySocket::receive).unwrap_or_default()
+        {
+            events.push_back(Event::Ready { sender, ancestors });
+        }
+    }
     if signals_ready {
         read_signals(&ctx.signals, events);
     }
@@ -140,10 +167,8 @@ fn perform(action: Action, ctx: &mut Context<'_>) -> Option<Event> {
     match action {
         Action::Spawn => Some(match ctx.spawner.spawn() {
             Ok(pid) => Event::Spawned(pid),
-            Err(failure) => {
-                error!("{}", failure.message);
-                Event::SpawnFailed(failure.code)
-            }
+            // The supervisor logs it: how depends on whether anything else still runs.
+            Err(failure) => Event::SpawnFailed { code: failure.code, message: failure.message },
         }),
         Action::SignalChild { pid, signo } => {
             // The whole group: the child's own children (a shell's pipeline, workers) get it
@@ -163,27 +188,11 @@ fn perform(action: Action, ctx: &mut Context<'_>) -> Option<Event> {
             None
         }
         Action::SignalDescendants(signo) => {
-            match reap::descendants() {
-                Some(pids) if !pids.is_empty() => {
-                    let (count, listed) = (pids.len(), pid_list(&pids));
-                    // SIGKILL is only ever sent to them once the grace period is over.
-                    if signo == libc::SIGKILL {
-                        let what = "still running after the grace period: SIGKILL";
-                        warn!("{count} process(es) {what}: {listed}");
-                    } else {
-                        let name = signals::name(signo);
-                        info!("sending {name} to {count} remaining process(es): {listed}");
-                    }
-                    for pid in pids {
-                        // ESRCH just means it exited in the meantime.
-                        let _ = signals::send(pid, signo);
-                    }
-                }
-                Some(_) => {}
-                None => warn!(
-                    "/proc is not this PID namespace's: remaining processes are not signalled"
-                ),
-            }
+            signal_descendants(signo, &[], false);
+            None
+        }
+        Action::StopDescendants { signo, spared } => {
+            signal_descendants(signo, &spared, true);
             None
         }
         Action::Reap => Some(reaped(reap::drain())),
@@ -193,6 +202,38 @@ fn perform(action: Action, ctx: &mut Context<'_>) -> Option<Event> {
         }
         // Handled by the caller, which ends the loop.
         Action::Exit(_) => None,
+    }
+}
+
+/// Sends `signo` to each remaining descendant but `spared`, followed by SIGCONT if `wake` (so that
+/// a stopped process acts on it).
+fn signal_descendants(signo: i32, spared: &[i32], wake: bool) {
+    match reap::descendants() {
+        Some(mut pids) => {
+            pids.retain(|pid| !spared.contains(pid));
+            if pids.is_empty() {
+                return;
+            }
+            let (count, listed) = (pids.len(), pid_list(&pids));
+            // SIGKILL is only ever sent to them once the grace period is over.
+            if signo == libc::SIGKILL {
+                let what = "still running after the grace period: SIGKILL";
+                warn!("{count} process(es) {what}: {listed}");
+            } else {
+                let name = signals::name(signo);
+                info!("sending {name} to {count} remaining process(es): {listed}");
+            }
+            for pid in pids {
+                // ESRCH just means it exited in the meantime.
+                let _ = signals::send(pid, signo);
+                if wake {
+                    let _ = signals::send(pid, libc::SIGCONT);
+                }
+            }
+        }
+        None => {
+            warn!("/proc is not this PID namespace's: remaining processes are not signalled")
+        }
     }
 }
 

@@ -12,6 +12,7 @@ mod log;
 mod cli;
 mod event_loop;
 mod exit_status;
+mod notify;
 mod reap;
 mod signals;
 mod sockets;
@@ -65,25 +66,34 @@ fn set_up_and_run(config: &Config) -> Result<i32, Fatal> {
     }
     let signalfd = signals::open_signalfd()
         .map_err(|e| Fatal::setup(format!("cannot open a signalfd: {}", e.desc())))?;
-    let listeners = sockets::bind_all(config.bind_addr, &config.ports)?;
+    let listeners = sockets::bind_all(config.bind_addr, &config.ports, config.reuse_port)?;
     let watcher =
         if config.live_reload { Some(watch::Watcher::new(&watch_paths(config)?)?) } else { None };
-    let foreground = spawn::Foreground::detect();
-    let spawner = spawn::Spawner::new(
-        &config.command,
+    // Dropped (and its socket file removed) whenever scinit returns from here, set-up errors
+    // below included.
+    let notify = config.notify.as_ref().map(notify::NotifySocket::open).transpose()?;
+    let env = spawn::with_notify_socket(
         std::env::vars_os().collect(),
-        &listeners,
-        foreground,
-    )?;
+        notify.as_ref().map(notify::NotifySocket::env_value),
+    );
+    let foreground = spawn::Foreground::detect();
+    let spawner = spawn::Spawner::new(&config.command, env, &listeners, foreground)?;
 
     let supervisor = supervisor::Supervisor::new(supervisor::Settings {
         grace: config.graceful_timeout,
         restart_delay: config.restart_delay,
         debounce: config.debounce,
         restart_signal: config.restart_signal,
+        stop_signal: config.stop_signal,
+        restart_order: config.restart_order,
+        readiness: match config.notify {
+            Some(_) => supervisor::Readiness::Notify,
+            None => supervisor::Readiness::Delay(config.ready_delay),
+        },
+        ready_timeout: config.ready_timeout,
     });
-    let code =
-        event_loop::run(supervisor, event_loop::Context { signals: signalfd, watcher, spawner });
+    let context = event_loop::Context { signals: signalfd, watcher, notify, spawner };
+    let code = event_loop::run(supervisor, context);
     foreground.restore();
     Ok(code)
 }

@@ -96,18 +96,41 @@ pub fn descendants() -> Option<Vec<i32>> {
     Some(descendants_of(&roots, &parents, own))
 }
 
+/// The parent, grandparent, ... of `pid` as `/proc` shows them, nearest first, up to (not
+/// including) scinit itself: whom the sender of a `NOTIFY_SOCKET` datagram belongs to. Processes
+/// that have exited but are not reaped yet count (a sender that exits right after sending is still
+/// its parent's child until then). The chain ends at the first entry that cannot be read, at the
+/// top of the PID namespace, or at a pid seen before (pids can be reused while it is read).
+pub fn ancestors(pid: i32) -> Vec<i32> {
+    let own = std::process::id() as i32;
+    let mut chain = Vec::new();
+    let mut current = pid;
+    while let Some(parent) = std::fs::read_to_string(format!("/proc/{current}/stat"))
+        .ok()
+        .and_then(|stat| parse_stat(&stat).map(|(_, ppid)| ppid))
+        .filter(|&ppid| ppid > 0 && ppid != own && ppid != pid && !chain.contains(&ppid))
+    {
+        chain.push(parent);
+        current = parent;
+    }
+    chain
+}
+
 /// The ppid field of `/proc/<pid>/stat`, or `None` for a process that has already exited (state
 /// `Z`, or `X` while it is being removed): it only waits to be reaped, so it is not "still
-/// running" and signalling it does nothing. The command name may contain spaces and
-/// parentheses, so fields are counted after the *last* `)`.
+/// running" and signalling it does nothing.
 fn parse_stat_ppid(stat: &str) -> Option<i32> {
+    parse_stat(stat).filter(|(state, _)| !matches!(*state, "Z" | "X")).map(|(_, ppid)| ppid)
+}
+
+/// The state and ppid fields of `/proc/<pid>/stat`. The command name may contain spaces and
+/// parentheses, so fields are counted after the *last* `)`.
+fn parse_stat(stat: &str) -> Option<(&str, i32)> {
     let after_comm = &stat[stat.rfind(')')? + 1..];
     // Fields after the name: state, ppid, ...
     let mut fields = after_comm.split_whitespace();
-    if matches!(fields.next()?, "Z" | "X") {
-        return None;
-    }
-    fields.next()?.parse().ok()
+    let state = fields.next()?;
+    Some((state, fields.next()?.parse().ok()?))
 }
 
 /// Transitive descendants of `roots` in a (pid, ppid) table, `exclude` left out.
@@ -141,6 +164,36 @@ mod tests {
         assert_eq!(parse_stat_ppid("42 (sleep) Z 7 42 42 0 -1"), None);
         assert_eq!(parse_stat_ppid("42 (a) Z) X 7 42 42 0 -1"), None);
         assert_eq!(parse_stat_ppid("42 (sleep) D 7 42 42 0 -1"), Some(7));
+    }
+
+    #[test]
+    fn ancestors_are_climbed_up_to_this_process_and_stop_there() {
+        use std::io::BufRead;
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 10 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(shell.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let sleep: i32 = line.trim().parse().unwrap();
+        let shell_pid = shell.id() as i32;
+        assert_eq!(ancestors(sleep), vec![shell_pid]);
+        assert_eq!(ancestors(shell_pid), Vec::<i32>::new());
+        shell.kill().unwrap();
+        shell.wait().unwrap();
+        // The sleep now belongs to somebody else (reparented above this process).
+        assert!(!ancestors(sleep).contains(&shell_pid));
+        crate::signals::send(sleep, libc::SIGKILL).unwrap();
+        // Gone: nothing to climb.
+        assert_eq!(ancestors(i32::MAX), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn a_process_that_exited_but_is_not_reaped_still_has_its_parent() {
+        assert_eq!(parse_stat("42 (notify) Z 7 42 42 0 -1"), Some(("Z", 7)));
+        assert_eq!(parse_stat("42 (a) b) S 9 42"), Some(("S", 9)));
+        assert_eq!(parse_stat("garbage"), None);
     }
 
     #[test]

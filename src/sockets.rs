@@ -27,27 +27,33 @@ pub struct Listener {
     pub fd: OwnedFd,
 }
 
-/// Binds and listens on every port, in order. The error is one line naming the address.
-pub fn bind_all(addr: IpAddr, ports: &[u16]) -> Result<Vec<Listener>, Fatal> {
+/// Binds and listens on every port, in `--ports` order, so their fds ascend: that lets the spawn
+/// code move each socket straight to its fd in the child. The error is one line naming the
+/// address. `reuse_port` (`--reuse-port`) sets `SO_REUSEPORT`.
+pub fn bind_all(addr: IpAddr, ports: &[u16], reuse_port: bool) -> Result<Vec<Listener>, Fatal> {
     ports
         .iter()
         .map(|&port| {
             let address = SocketAddr::new(addr, port);
-            bind_one(address).map(|fd| Listener { port, fd }).map_err(|errno| {
+            bind_one(address, reuse_port).map(|fd| Listener { port, fd }).map_err(|errno| {
                 Fatal::setup(format!("cannot listen on {address}: {}", errno.desc()))
             })
         })
         .collect()
 }
 
-fn bind_one(address: SocketAddr) -> nix::Result<OwnedFd> {
+fn bind_one(address: SocketAddr, reuse_port: bool) -> nix::Result<OwnedFd> {
     let family = if address.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
     let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
-    // REUSEADDR: a restarted container can bind while old connections sit in TIME_WAIT.
-    // REUSEPORT: a child may also bind the same port itself (e.g. during a migration to
-    // inherited sockets) without failing.
+    // REUSEADDR: a restarted container can bind while old connections sit in TIME_WAIT. It
+    // never lets two sockets listen on one port.
     setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    setsockopt(&fd, sockopt::ReusePort, &true)?;
+    // REUSEPORT only on request: it lets any process of the same user that also sets it (a
+    // second scinit, the child binding the port itself) listen on the port too, and the kernel
+    // then splits connections between them. Without it a port in use is a set-up error.
+    if reuse_port {
+        setsockopt(&fd, sockopt::ReusePort, &true)?;
+    }
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrStorage::from(address))?;
     // SOMAXCONN (4096 on current kernels): the backlog is what holds connections during a
     // restart, so it should be as deep as the system allows.
@@ -85,6 +91,7 @@ pub fn child_env(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStringExt;
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
@@ -146,11 +153,32 @@ mod tests {
 
     #[test]
     fn binding_a_free_port_listens_and_a_taken_one_fails_with_one_line() {
-        let listeners = bind_all("127.0.0.1".parse().unwrap(), &[0]).unwrap();
+        let listeners = bind_all("127.0.0.1".parse().unwrap(), &[0], false).unwrap();
         assert_eq!(listeners.len(), 1);
-        let error = bind_all("192.0.2.1".parse().unwrap(), &[1]).unwrap_err();
+        let error = bind_all("192.0.2.1".parse().unwrap(), &[1], false).unwrap_err();
         assert_eq!(error.code, 1);
         assert!(error.message.starts_with("cannot listen on 192.0.2.1:1:"), "{}", error.message);
         assert!(!error.message.contains('\n'));
+    }
+
+    #[test]
+    fn a_port_is_shared_only_when_both_sockets_ask_for_reuse_port() {
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let bound_port = |listeners: &[Listener]| {
+            let address: SockaddrStorage =
+                nix::sys::socket::getsockname(listeners[0].fd.as_raw_fd()).unwrap();
+            address.as_sockaddr_in().unwrap().port()
+        };
+        let exclusive = bind_all(local, &[0], false).unwrap();
+        let port = bound_port(&exclusive);
+        for reuse_port in [false, true] {
+            let error = bind_all(local, &[port], reuse_port).unwrap_err();
+            assert_eq!(error.code, 1);
+            assert!(error.message.contains(&format!("127.0.0.1:{port}")), "{}", error.message);
+        }
+        let shared = bind_all(local, &[0], true).unwrap();
+        let port = bound_port(&shared);
+        assert!(bind_all(local, &[port], false).is_err());
+        assert_eq!(bound_port(&bind_all(local, &[port], true).unwrap()), port);
     }
 }

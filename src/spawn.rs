@@ -3,8 +3,16 @@
 //! Exec failure is detected in the parent through a `CLOEXEC` pipe: a successful exec closes
 //! the pipe (the parent reads EOF); a failed one writes its errno (and which file) first. So
 //! scinit knows synchronously whether the child is running, and reports 127/126 itself, like a
-//! shell. When the pipe or the fork fails, nothing was executed: that is a set-up error (1), not
-//! a 126.
+//! shell. When the pipe or the fork fails, or the child's own set-up before exec (placing its
+//! fds, resetting its signals), nothing was executed: that is a set-up error (1), not a 126.
+//!
+//! File descriptors: while it starts a child with N sockets, scinit holds stdin, stdout, stderr,
+//! its signalfd, the N sockets and both ends of the report pipe, so it needs an `RLIMIT_NOFILE`
+//! of N+6, one more each for its inotify fd (`--live-reload`), its notify socket (`--notify`)
+//! and any fd it inherited; short of that, opening one of them fails: a set-up error. The child
+//! needs no more: it ends up with 3+N fds plus the report pipe until exec, and placing them
+//! creates no fd but its targets 3..3+N-1 (see [`place_fds`]), all below fds scinit already
+//! holds.
 //!
 //! COMMAND is looked up in the child's `PATH` by scinit itself, with `execvp`'s rules, and each
 //! candidate is run with `execve`: glibc's `execvp` hands a file the kernel cannot execute
@@ -25,23 +33,27 @@ use nix::unistd::{
     fork, getpgrp, getpid, isatty, pipe2, setpgid, tcgetpgrp, tcsetpgrp, ForkResult, Pid,
 };
 
-use crate::exit_status::{self, Fatal};
+use crate::exit_status::Fatal;
 use crate::signals;
 use crate::sockets::{self, Listener, FIRST_FD};
 
 /// Why the child could not be started.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
     /// scinit could not create the report pipe or fork.
     Fork(Errno),
-    /// The child's set-up or its exec failed.
+    /// The child's set-up before exec failed (placing its fds, resetting its signals).
+    Prepare(Errno),
+    /// The child's exec failed.
     Exec(Errno),
 }
 
 /// The failure as scinit reports it, with its code from the exit-code table.
 fn fatal(failure: Failure, command: &str) -> Fatal {
     match failure {
-        Failure::Fork(errno) => Fatal::setup(format!("cannot start '{command}': {}", errno.desc())),
+        Failure::Fork(errno) | Failure::Prepare(errno) => {
+            Fatal::setup(format!("cannot start '{command}': {}", errno.desc()))
+        }
         Failure::Exec(errno) => {
             Fatal::exec(errno, format!("cannot execute '{command}': {}", errno.desc()))
         }
@@ -73,6 +85,20 @@ pub fn candidates(command: &OsStr, path_var: Option<&OsStr>) -> Vec<PathBuf> {
 /// COMMAND does not exist: the same 127 and line as when its exec fails with `ENOENT`.
 pub fn not_found(command: &str) -> Fatal {
     fatal(Failure::Exec(Errno::ENOENT), command)
+}
+
+/// The children's environment with `--notify`: `NOTIFY_SOCKET` set to scinit's own socket,
+/// replacing one scinit inherited (the children report to scinit, not to whatever supervises
+/// scinit). Without `--notify` an inherited `NOTIFY_SOCKET` passes through like any variable.
+pub fn with_notify_socket(
+    mut env: Vec<(OsString, OsString)>,
+    notify_socket: Option<&OsStr>,
+) -> Vec<(OsString, OsString)> {
+    if let Some(address) = notify_socket {
+        env.retain(|(name, _)| name != "NOTIFY_SOCKET");
+        env.push(("NOTIFY_SOCKET".into(), address.to_owned()));
+    }
+    env
 }
 
 /// The terminal's foreground process group when scinit started, if scinit owned it.
@@ -155,50 +181,50 @@ impl<'a> Spawner<'a> {
                 let _ = setpgid(child, child);
                 match read_report(report_read) {
                     None => Ok(child.as_raw()),
-                    Some((errno, file)) => {
+                    Some((failure, file)) => {
                         crate::reap::wait_for(child.as_raw());
                         let name = match file.and_then(|index| self.files.get(index)) {
                             Some(file) => file.to_string_lossy().into_owned(),
                             None => self.command_name(),
                         };
-                        Err(fatal(Failure::Exec(errno), &name))
+                        Err(fatal(failure, &name))
                     }
                 }
             }
         }
     }
 
-    /// The child side: never returns. On any failure it reports the errno, and the index in
-    /// `files` of the file it concerns (-1: none in particular), and exits.
+    /// The child side: never returns. On any failure it reports it (see [`encode_report`]) and
+    /// exits with the code scinit gives that failure, which is what scinit would see, should
+    /// the report be lost.
     fn exec_child(&self, report: OwnedFd) -> ! {
         let mut report_fd = report.as_raw_fd();
-        let (errno, file) = self.prepare_and_exec(&mut report_fd);
-        let index = file.and_then(|index| i32::try_from(index).ok()).unwrap_or(-1);
-        let [a, b, c, d] = (errno as i32).to_ne_bytes();
-        let [e, f, g, h] = index.to_ne_bytes();
-        let bytes = [a, b, c, d, e, f, g, h];
+        let (failure, file) = self.prepare_and_exec(&mut report_fd);
+        let bytes = encode_report(failure, file);
+        let code = fatal(failure, "").code;
         // SAFETY: writing a local buffer to our own pipe, then exiting without running any
         // of the parent's atexit handlers or destructors (they belong to scinit).
         unsafe {
             libc::write(report_fd, bytes.as_ptr().cast(), bytes.len());
-            libc::_exit(exit_status::from_exec_errno(errno))
+            libc::_exit(code)
         }
     }
 
-    /// Sets up the child and execs; returns only the errno of what failed, and the file it
-    /// concerns. `report` follows the report pipe when the fd shuffle moves it.
-    fn prepare_and_exec(&self, report: &mut RawFd) -> (Errno, Option<usize>) {
+    /// Sets up the child and execs; returns only what failed, and the file it concerns.
+    /// `report` follows the report pipe when the fd shuffle moves it.
+    fn prepare_and_exec(&self, report: &mut RawFd) -> (Failure, Option<usize>) {
         let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
         if self.foreground.0.is_some() {
             // Signals are still blocked here, so SIGTTOU cannot stop us while we take over.
             let _ = tcsetpgrp(std::io::stdin(), getpid());
         }
-        match self.place_fds(*report) {
+        let sockets = self.listeners.iter().map(|l| l.fd.as_raw_fd()).collect();
+        match place_fds(&mut Kernel, sockets, *report) {
             Ok(moved) => *report = moved,
-            Err(errno) => return (errno, None),
+            Err(errno) => return (Failure::Prepare(errno), None),
         }
         if let Err(errno) = signals::reset_for_child() {
-            return (errno, None);
+            return (Failure::Prepare(errno), None);
         }
         let env: Vec<CString> = sockets::child_env(&self.env, &self.ports, getpid().as_raw())
             .into_iter()
@@ -209,7 +235,8 @@ impl<'a> Spawner<'a> {
                 CString::new(entry).ok()
             })
             .collect();
-        self.exec_first(&env)
+        let (errno, file) = self.exec_first(&env);
+        (Failure::Exec(errno), file)
     }
 
     /// Execs the first of `files` that the kernel accepts, going on to the next one as
@@ -241,33 +268,74 @@ impl<'a> Spawner<'a> {
         }
         failure
     }
+}
 
-    /// Leaves the child with exactly fds 0, 1, 2, the listening sockets at 3, 4, ... in
-    /// `--ports` order, and (until exec closes it) the report pipe, whose new fd is returned.
-    ///
-    /// The sockets are first copied above the target range, so that placing socket `i` at
-    /// `3+i` can never overwrite a socket that still has to be placed (dup2 overlap).
-    fn place_fds(&self, report: RawFd) -> Result<RawFd, Errno> {
-        let first_free = FIRST_FD + self.listeners.len() as RawFd;
-        let report = dup_at_least(report, first_free)?;
-        let copies = self
-            .listeners
-            .iter()
-            .map(|l| dup_at_least(l.fd.as_raw_fd(), first_free))
-            .collect::<Result<Vec<_>, _>>()?;
-        for (target, copy) in (FIRST_FD..).zip(copies) {
-            // SAFETY: plain fd syscall; dup2 leaves the new fd without CLOEXEC, as wanted.
-            Errno::result(unsafe { libc::dup2(copy, target) })?;
-        }
-        close_from(first_free, report)?;
-        Ok(report)
+/// The fd system calls of [`place_fds`], behind a trait so that its tests can run it on a model
+/// of the fd table: on the real one it would clobber the test process's own fds.
+trait FdTable {
+    /// A CLOEXEC copy of `fd` at the lowest free fd >= `min`.
+    fn dup_at_least(&mut self, fd: RawFd, min: RawFd) -> Result<RawFd, Errno>;
+    /// Makes `target` a copy of `fd` without CLOEXEC (`fd` may be `target` itself).
+    fn place(&mut self, fd: RawFd, target: RawFd) -> Result<(), Errno>;
+    /// Closes every fd >= `first` except `keep`.
+    fn close_from(&mut self, first: RawFd, keep: RawFd) -> Result<(), Errno>;
+}
+
+/// The child's own fd table.
+struct Kernel;
+
+impl FdTable for Kernel {
+    fn dup_at_least(&mut self, fd: RawFd, min: RawFd) -> Result<RawFd, Errno> {
+        // SAFETY: plain fd syscall.
+        Errno::result(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
+    }
+
+    fn place(&mut self, fd: RawFd, target: RawFd) -> Result<(), Errno> {
+        // SAFETY: plain fd syscalls. dup2 leaves the new fd without CLOEXEC, as wanted; onto
+        // itself it would do nothing, so an fd already in place has its CLOEXEC cleared instead.
+        let result = if fd == target {
+            unsafe { libc::fcntl(target, libc::F_SETFD, 0) }
+        } else {
+            unsafe { libc::dup2(fd, target) }
+        };
+        Errno::result(result).map(drop)
+    }
+
+    fn close_from(&mut self, first: RawFd, keep: RawFd) -> Result<(), Errno> {
+        close_from(first, keep)
     }
 }
 
-/// `fcntl(F_DUPFD_CLOEXEC)`: a CLOEXEC copy of `fd` at the lowest free fd >= `min`.
-fn dup_at_least(fd: RawFd, min: RawFd) -> Result<RawFd, Errno> {
-    // SAFETY: plain fd syscall.
-    Errno::result(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
+/// Leaves exactly fds 0, 1, 2, the `sockets` at 3, 4, ... in this order, and the report pipe
+/// (CLOEXEC, for exec to close), whose fd is returned.
+///
+/// Each socket goes straight to its target, so the only fds this creates are the targets. That
+/// is safe because scinit binds its sockets in `--ports` order after stdio (so socket i's fd is at
+/// or above 3+i and below socket i+1's) and creates the pipe after them: placing socket i can
+/// never overwrite a socket still to be placed, or the pipe. If it would (fds in another order),
+/// that fd is first copied above the range, the one case that costs a spare fd.
+fn place_fds(
+    fds: &mut impl FdTable,
+    mut sockets: Vec<RawFd>,
+    mut report: RawFd,
+) -> Result<RawFd, Errno> {
+    let end = FIRST_FD + sockets.len() as RawFd;
+    let mut rest = sockets.as_mut_slice();
+    let mut target = FIRST_FD;
+    while let Some((fd, later)) = std::mem::take(&mut rest).split_first_mut() {
+        if report == target || later.contains(&target) {
+            let moved = fds.dup_at_least(target, end)?;
+            later.iter_mut().filter(|other| **other == target).for_each(|other| *other = moved);
+            if report == target {
+                report = moved;
+            }
+        }
+        fds.place(*fd, target)?;
+        rest = later;
+        target += 1;
+    }
+    fds.close_from(end, report)?;
+    Ok(report)
 }
 
 /// Closes every fd >= `first` except `keep`.
@@ -279,10 +347,11 @@ fn close_from(first: RawFd, keep: RawFd) -> Result<(), Errno> {
     let ranges = [(first, keep - 1), (keep + 1, RawFd::MAX)];
     let mut result = Ok(());
     for (low, high) in ranges.into_iter().filter(|(low, high)| low <= high) {
-        result = close_range(low, high as u32).map(drop);
+        result = result.and(close_range(low, high as u32).map(drop));
     }
     match result {
-        // Kernels before 5.9 lack close_range: close what /proc lists instead.
+        // Kernels before 5.9 lack close_range: close what /proc lists instead. Listing it takes
+        // one more fd, the lowest free one: in the child, the slot of the pipe's read end.
         Err(Errno::ENOSYS) => {
             let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
                 .map_err(|_| Errno::EMFILE)?
@@ -298,10 +367,36 @@ fn close_from(first: RawFd, keep: RawFd) -> Result<(), Errno> {
     }
 }
 
-/// Reads the child's report, an errno and the index of the file it concerns (if any): `None` on
-/// EOF (the exec succeeded).
-fn read_report(pipe: OwnedFd) -> Option<(Errno, Option<usize>)> {
-    let mut bytes = [0u8; 8];
+/// The child's report on the pipe, three native-endian `i32`s: what failed (0: its set-up
+/// before exec, 1: the exec), the errno, and the index in `files` of the file concerned (-1:
+/// none in particular).
+type Report = [u8; 12];
+
+fn encode_report(failure: Failure, file: Option<usize>) -> Report {
+    let (stage, errno) = match failure {
+        Failure::Fork(errno) | Failure::Prepare(errno) => (0i32, errno),
+        Failure::Exec(errno) => (1, errno),
+    };
+    let index = file.and_then(|index| i32::try_from(index).ok()).unwrap_or(-1);
+    let [a, b, c, d] = stage.to_ne_bytes();
+    let [e, f, g, h] = (errno as i32).to_ne_bytes();
+    let [i, j, k, l] = index.to_ne_bytes();
+    [a, b, c, d, e, f, g, h, i, j, k, l]
+}
+
+fn decode_report(report: Report) -> (Failure, Option<usize>) {
+    let [a, b, c, d, e, f, g, h, i, j, k, l] = report;
+    let errno = Errno::from_raw(i32::from_ne_bytes([e, f, g, h]));
+    let failure = match i32::from_ne_bytes([a, b, c, d]) {
+        0 => Failure::Prepare(errno),
+        _ => Failure::Exec(errno),
+    };
+    (failure, usize::try_from(i32::from_ne_bytes([i, j, k, l])).ok())
+}
+
+/// Reads the child's report: `None` on EOF (the exec succeeded).
+fn read_report(pipe: OwnedFd) -> Option<(Failure, Option<usize>)> {
+    let mut bytes: Report = [0; 12];
     let mut file = File::from(pipe);
     let mut filled = 0;
     while filled < bytes.len() {
@@ -312,10 +407,7 @@ fn read_report(pipe: OwnedFd) -> Option<(Errno, Option<usize>)> {
             Err(_) => break,
         }
     }
-    let [a, b, c, d, e, f, g, h] = bytes;
-    let errno = Errno::from_raw(i32::from_ne_bytes([a, b, c, d]));
-    let file = usize::try_from(i32::from_ne_bytes([e, f, g, h])).ok();
-    (filled == bytes.len()).then_some((errno, file))
+    (filled == bytes.len()).then(|| decode_report(bytes))
 }
 
 #[cfg(test)]
@@ -323,12 +415,114 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failing_to_fork_or_to_create_the_pipe_is_a_setup_error_not_126() {
+    fn failing_to_fork_create_the_pipe_or_set_up_the_child_is_a_setup_error_not_126() {
         for errno in [Errno::EAGAIN, Errno::ENOMEM, Errno::EMFILE, Errno::ENFILE] {
-            let error = fatal(Failure::Fork(errno), "app");
-            assert_eq!(error.code, 1, "{errno}");
-            assert_eq!(error.message, format!("cannot start 'app': {}", errno.desc()));
+            for failure in [Failure::Fork(errno), Failure::Prepare(errno)] {
+                let error = fatal(failure, "app");
+                assert_eq!(error.code, 1, "{failure:?}");
+                assert_eq!(error.message, format!("cannot start 'app': {}", errno.desc()));
+            }
         }
+    }
+
+    #[test]
+    fn the_report_tells_a_failed_set_up_from_a_failed_exec() {
+        for (failure, file) in [
+            (Failure::Prepare(Errno::EMFILE), None),
+            (Failure::Exec(Errno::EACCES), Some(2)),
+            (Failure::Exec(Errno::ENOENT), None),
+        ] {
+            assert_eq!(decode_report(encode_report(failure, file)), (failure, file));
+        }
+    }
+
+    /// A model of a process's fd table, fd -> (open file, CLOEXEC), where a file is named by
+    /// the fd it was first opened at; and, in order, each fd [`place_fds`] made refer to a file.
+    struct Model {
+        open: std::collections::BTreeMap<RawFd, (RawFd, bool)>,
+        created: Vec<RawFd>,
+    }
+
+    impl Model {
+        /// Stdio, and `fds` open with CLOEXEC, as in scinit.
+        fn with(fds: &[RawFd]) -> Model {
+            let stdio = [0, 1, 2].map(|fd| (fd, (fd, false)));
+            let open = stdio.into_iter().chain(fds.iter().map(|&fd| (fd, (fd, true)))).collect();
+            Model { open, created: Vec::new() }
+        }
+
+        fn table(&self) -> Vec<(RawFd, RawFd, bool)> {
+            self.open.iter().map(|(&fd, &(file, cloexec))| (fd, file, cloexec)).collect()
+        }
+
+        fn file(&self, fd: RawFd) -> Result<RawFd, Errno> {
+            self.open.get(&fd).map(|&(file, _)| file).ok_or(Errno::EBADF)
+        }
+    }
+
+    impl FdTable for Model {
+        fn dup_at_least(&mut self, fd: RawFd, min: RawFd) -> Result<RawFd, Errno> {
+            let file = self.file(fd)?;
+            let new = (min..).find(|n| !self.open.contains_key(n)).unwrap();
+            self.open.insert(new, (file, true));
+            self.created.push(new);
+            Ok(new)
+        }
+
+        fn place(&mut self, fd: RawFd, target: RawFd) -> Result<(), Errno> {
+            let file = self.file(fd)?;
+            self.open.insert(target, (file, false));
+            self.created.push(target);
+            Ok(())
+        }
+
+        fn close_from(&mut self, first: RawFd, keep: RawFd) -> Result<(), Errno> {
+            self.open.retain(|&fd, _| fd < first || fd == keep);
+            Ok(())
+        }
+    }
+
+    const STDIO: [(RawFd, RawFd, bool); 3] = [(0, 0, false), (1, 1, false), (2, 2, false)];
+
+    #[test]
+    fn scinits_sockets_go_straight_to_3_and_up_and_no_other_fd_is_created() {
+        // The signalfd at 3, sockets at 4, 5, 6, inotify at 7, the pipe's write end at 9 (its
+        // read end, 8, is closed in the child).
+        let mut fds = Model::with(&[3, 4, 5, 6, 7, 9]);
+        assert_eq!(place_fds(&mut fds, vec![4, 5, 6], 9), Ok(9));
+        let placed = [(3, 4, false), (4, 5, false), (5, 6, false), (9, 9, true)];
+        assert_eq!(fds.table(), [&STDIO[..], &placed].concat());
+        assert_eq!(fds.created, [3, 4, 5]);
+    }
+
+    #[test]
+    fn sockets_already_in_place_lose_their_cloexec() {
+        let mut fds = Model::with(&[3, 4, 6]);
+        assert_eq!(place_fds(&mut fds, vec![3, 4], 6), Ok(6));
+        assert_eq!(
+            fds.table(),
+            [&STDIO[..], &[(3, 3, false), (4, 4, false), (6, 6, true)]].concat()
+        );
+    }
+
+    #[test]
+    fn fds_in_the_way_are_moved_out_of_the_range_before_being_overwritten() {
+        // Socket 0 at 5, socket 1 at 3 (its target 4 holds the pipe), and fd 7 to close.
+        let mut fds = Model::with(&[3, 4, 5, 7]);
+        let report = place_fds(&mut fds, vec![5, 3], 4).unwrap();
+        assert_eq!(
+            fds.table(),
+            [&STDIO[..], &[(3, 5, false), (4, 3, false), (report, 4, true)]].concat()
+        );
+        assert!(report >= 5);
+    }
+
+    #[test]
+    fn without_sockets_only_stdio_and_the_pipe_are_left() {
+        let mut fds = Model::with(&[3, 5]);
+        assert_eq!(place_fds(&mut fds, vec![], 5), Ok(5));
+        assert_eq!(fds.table(), [&STDIO[..], &[(5, 5, true)]].concat());
+        assert!(fds.created.is_empty());
     }
 
     fn paths(files: &[&str]) -> Vec<PathBuf> {
@@ -369,6 +563,15 @@ mod tests {
         let env = vec![("PATH".into(), "/opt/bin".into())];
         let spawner = Spawner::new(&["app".into()], env, &[], Foreground(None)).unwrap();
         assert_eq!(spawner.files, vec![CString::new("/opt/bin/app").unwrap()]);
+    }
+
+    #[test]
+    fn notify_socket_is_set_or_replaced_with_notify_and_passed_through_without() {
+        let inherited: Vec<(OsString, OsString)> =
+            vec![("NOTIFY_SOCKET".into(), "/run/systemd/notify".into()), ("A".into(), "1".into())];
+        let env = with_notify_socket(inherited.clone(), Some(OsStr::new("@abc")));
+        assert_eq!(env, vec![("A".into(), "1".into()), ("NOTIFY_SOCKET".into(), "@abc".into())]);
+        assert_eq!(with_notify_socket(inherited.clone(), None), inherited);
     }
 
     #[test]

@@ -1,24 +1,42 @@
 //! The supervisor: a pure state machine that decides what scinit does.
 //!
 //! `on_event(Event, now) -> Vec<Action>` performs no system calls: the event loop turns raw
-//! input (signalfd, reaper, inotify, deadlines) into [`Event`]s and performs the returned
-//! [`Action`]s. Escalation timing, restart sequencing and debouncing are therefore plain unit
-//! tests below, with a synthetic clock.
+//! input (signalfd, reaper, inotify, notify socket, deadlines) into [`Event`]s and performs the
+//! returned [`Action`]s. Escalation timing, restart sequencing, readiness and debouncing are
+//! therefore plain unit tests below, with a synthetic clock.
+//!
+//! Every stop signal scinit sends (to the main child's group, to a retiring child, to the
+//! leftovers while draining) is followed by SIGCONT to the same target, as systemd does: a child
+//! stopped by a forwarded SIGTSTP could not act on it otherwise, and would only be SIGKILLed.
+//! The stop signal is `--stop-signal` (SIGTERM by default) for restarts and for a received
+//! SIGTERM; a received SIGINT or SIGQUIT is passed on as it is.
 //!
 //! Lifecycle of the main child:
 //!
 //! - `Spawning` → `Running` when the child starts. If it cannot be started: the first time,
 //!   exit with the failure's code (127/126 for exec, 1 for fork); after a restart, `Idle`
 //!   (sockets kept) until the next restart trigger.
-//! - `Running` → `Stopping` on a restart trigger (SIGTERM) or a stop signal (forwarded), then
-//!   SIGKILL if the grace period ends first. `Stopping` records what follows the child's exit:
-//!   `Then::Respawn` for a restart, `Then::Drain` for a shutdown. A stop signal during a
-//!   restart turns `Respawn` into `Drain`, keeping the grace period already running.
+//! - `Running` → `Stopping` on a stop-first restart trigger (the stop signal) or a stop signal
+//!   (forwarded), then SIGKILL if the grace period ends first. `Stopping` records what follows
+//!   the child's exit: `Then::Respawn` for a restart, `Then::Drain` for a shutdown. A stop
+//!   signal during a restart turns `Respawn` into `Drain`, keeping the grace period already
+//!   running.
 //! - `Stopping` (`Respawn`) → `Delaying` (`--restart-delay-ms`, skipped when zero) once the old
 //!   child has exited → `Spawning`.
+//! - `Running` → `StartingNew` → `Overlap` on a start-first restart trigger: the new child runs
+//!   beside the old one, which stays the main child (it gets the forwarded signals) until the new
+//!   one is ready (`READY=1` from its tree, or `--ready-delay-ms` after its start). Then the new
+//!   one is the main child (`Running`) and the old one *retires*: it gets the stop signal, then
+//!   SIGKILL when its grace period ends, and its exit ends nothing. If the new child exits or
+//!   cannot be started first, or is not ready within `--ready-timeout-secs` (then it retires),
+//!   the restart is abandoned: `Running` with the old child. If the old child exits on its own
+//!   first, the new one takes over at once. Restart triggers during a start-first restart leave
+//!   one more restart pending, started as soon as the supervisor is back in `Running`.
+//! - `Overlap` → `Stopping` (`Drain`) on a stop signal: both children get it, with one grace
+//!   period; the old one is the main child, the new one retires.
 //! - `Stopping` (`Drain`), or `Running` when the child exits on its own → `Draining`: everything
-//!   left gets SIGTERM, then SIGKILL when the grace period ends; with no children left → exit
-//!   with the main child's code. A stop signal while no child runs (`Delaying`, `Idle`) goes
+//!   left gets the stop signal, then SIGKILL when the grace period ends; with no children left →
+//!   exit with the main child's code. A stop signal while no child runs (`Delaying`, `Idle`) goes
 //!   straight to `Draining`.
 
 use std::time::{Duration, Instant};
@@ -44,6 +62,31 @@ pub struct Settings {
     pub restart_delay: Duration,
     pub debounce: Duration,
     pub restart_signal: Option<i32>,
+    /// What stops a child: for a restart, and in place of a received SIGTERM.
+    pub stop_signal: i32,
+    pub restart_order: RestartOrder,
+    /// When a new child started first counts as ready.
+    pub readiness: Readiness,
+    /// How long a new child started first may take to be ready.
+    pub ready_timeout: Duration,
+}
+
+/// `--restart-order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartOrder {
+    /// Stop the old child, wait for its exit, then start the new one.
+    StopFirst,
+    /// Start the new child, and stop the old one once the new one is ready.
+    StartFirst,
+}
+
+/// When a new child started first counts as ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// When its tree sends `READY=1` to `NOTIFY_SOCKET` (`--notify`).
+    Notify,
+    /// This long after it started (`--ready-delay-ms`, without `--notify`).
+    Delay(Duration),
 }
 
 /// Something that happened.
@@ -58,11 +101,14 @@ pub enum Event {
     Reaped { exits: Vec<(i32, i32)>, no_children_left: bool, others_left: bool },
     /// A relevant change in a watched path.
     FilesChanged,
+    /// A `READY=1` datagram on the notify socket, from `sender` (the pid the kernel vouches for)
+    /// whose parent, grandparent, ... up to scinit are `ancestors`.
+    Ready { sender: i32, ancestors: Vec<i32> },
     /// The `Spawn` action started the child with this pid.
     Spawned(i32),
     /// The `Spawn` action failed, with the exit code the failure maps to (127/126 when the
-    /// exec failed, 1 when scinit could not fork).
-    SpawnFailed(i32),
+    /// exec failed, 1 when scinit could not fork) and the one line that says why.
+    SpawnFailed { code: i32, message: String },
     /// The loop woke up because `next_deadline` passed.
     Timeout,
 }
@@ -79,6 +125,12 @@ pub enum Action {
     },
     /// Send a signal to every remaining descendant of scinit.
     SignalDescendants(i32),
+    /// Send `signo`, then SIGCONT, to every remaining descendant of scinit but `spared` (the
+    /// retiring children, which have been sent theirs already).
+    StopDescendants {
+        signo: i32,
+        spared: Vec<i32>,
+    },
     /// Run the reaper now; the loop answers with `Reaped`.
     Reap,
     Log(Level, String),
@@ -95,8 +147,8 @@ enum State {
     Running {
         child: i32,
     },
-    /// Waiting for the main child to exit after SIGTERM (restart) or a stop signal (shutdown);
-    /// `killed` once the grace period has ended in SIGKILL.
+    /// Waiting for the main child to exit after the stop signal (restart) or a received stop
+    /// signal (shutdown); `killed` once the grace period has ended in SIGKILL.
     Stopping {
         child: i32,
         deadline: Instant,
@@ -111,6 +163,17 @@ enum State {
     /// The restarted child could not be started; waiting for the next restart trigger.
     Idle {
         code: i32,
+    },
+    /// Start-first: waiting for the `Spawn` result of the new child; `old` keeps serving.
+    StartingNew {
+        old: i32,
+    },
+    /// Start-first: the new child runs beside `old`, which stays the main child until `new` is
+    /// ready; `started` is when `new` started (ready delay and timeout count from there).
+    Overlap {
+        old: i32,
+        new: i32,
+        started: Instant,
     },
     /// The main child is gone: waiting for every other process, within the grace period.
     /// `recheck` is when to look again for processes that are not scinit's children.
@@ -132,18 +195,37 @@ enum Then {
     Drain,
 }
 
+/// A child that is no longer the main child and has been sent the stop signal: the old child
+/// of a completed start-first restart, or a new child whose restart was abandoned or cut short
+/// by a shutdown. SIGKILL at `deadline`; its exit ends nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Retiring {
+    pid: i32,
+    deadline: Instant,
+    killed: bool,
+}
+
 #[derive(Debug)]
 pub struct Supervisor {
     settings: Settings,
     state: State,
     /// Trailing-edge debounce: every change pushes it back; the restart happens when it passes.
     debounce_deadline: Option<Instant>,
+    retiring: Vec<Retiring>,
+    /// A restart was requested during a start-first restart: one more follows it.
+    restart_pending: bool,
 }
 
 impl Supervisor {
     /// A supervisor whose first action must be [`Supervisor::start`].
     pub fn new(settings: Settings) -> Supervisor {
-        Supervisor { settings, state: State::Spawning { previous: None }, debounce_deadline: None }
+        Supervisor {
+            settings,
+            state: State::Spawning { previous: None },
+            debounce_deadline: None,
+            retiring: Vec::new(),
+            restart_pending: false,
+        }
     }
 
     /// The actions that start everything.
@@ -158,13 +240,21 @@ impl Supervisor {
             | State::Draining { deadline, recheck: None, .. } => Some(deadline),
             State::Draining { deadline, recheck: Some(recheck), .. } => Some(deadline.min(recheck)),
             State::Delaying { until, .. } => Some(until),
+            State::Overlap { started, .. } => Some(self.ready_deadline(started)),
             _ => None,
         };
+        let retiring = self.retiring.iter().filter(|r| !r.killed).map(|r| r.deadline).min();
         // A pending debounce is moot once a shutdown has begun.
         let debounce = if self.shutting_down() { None } else { self.debounce_deadline };
-        match (state_deadline, debounce) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [state_deadline, retiring, debounce].into_iter().flatten().min()
+    }
+
+    /// When a new child that started at `started` is ready without `READY=1`, or given up.
+    fn ready_deadline(&self, started: Instant) -> Instant {
+        let timeout = started + self.settings.ready_timeout;
+        match self.settings.readiness {
+            Readiness::Delay(delay) => timeout.min(started + delay),
+            Readiness::Notify => timeout,
         }
     }
 
@@ -180,7 +270,7 @@ impl Supervisor {
         if self.state == State::Exited {
             return Vec::new();
         }
-        match event {
+        let mut actions = match event {
             Event::Signal(signo) => self.on_signal(signo, now),
             Event::Reaped { exits, no_children_left, others_left } => {
                 self.on_reaped(&exits, no_children_left, others_left, now)
@@ -191,10 +281,18 @@ impl Supervisor {
                 }
                 Vec::new()
             }
-            Event::Spawned(pid) => self.on_spawned(pid),
-            Event::SpawnFailed(code) => self.on_spawn_failed(code),
+            Event::Ready { sender, ancestors } => self.on_ready(sender, &ancestors, now),
+            Event::Spawned(pid) => self.on_spawned(pid, now),
+            Event::SpawnFailed { code, message } => self.on_spawn_failed(code, message),
             Event::Timeout => self.on_timeout(now),
+        };
+        // After the whole event (a reaper batch may hold both children's exits), so that the
+        // pending restart starts from where the current one really ended.
+        if self.restart_pending && matches!(self.state, State::Running { .. }) {
+            self.restart_pending = false;
+            actions.extend(self.restart(now, "restart requested during the previous one"));
         }
+        actions
     }
 
     fn on_signal(&mut self, signo: i32, now: Instant) -> Vec<Action> {
@@ -203,22 +301,35 @@ impl Supervisor {
             Class::Restart => self.restart(now, &format!("{} received", signals::name(signo))),
             // The loop reaps on SIGCHLD itself; nothing to decide here.
             Class::Reap => Vec::new(),
-            Class::Forward => match self.live_child() {
+            Class::Forward => match self.main_child() {
                 Some(pid) => vec![Action::SignalChild { pid, signo }],
                 None => vec![debug(format!("no child to forward {} to", signals::name(signo)))],
             },
         }
     }
 
-    fn live_child(&self) -> Option<i32> {
+    /// The child that receives forwarded signals and whose status is scinit's.
+    fn main_child(&self) -> Option<i32> {
         match self.state {
             State::Running { child } | State::Stopping { child, .. } => Some(child),
+            State::Overlap { old, .. } => Some(old),
             _ => None,
+        }
+    }
+
+    /// What a received stop signal is passed on as: SIGTERM (what `docker stop` sends) becomes
+    /// the stop signal; SIGINT and SIGQUIT go as they are (a Ctrl-C, a core-dump request).
+    fn passed_on(&self, signo: i32) -> i32 {
+        if signo == libc::SIGTERM {
+            self.settings.stop_signal
+        } else {
+            signo
         }
     }
 
     fn on_stop(&mut self, signo: i32, now: Instant) -> Vec<Action> {
         let name = signals::name(signo);
+        let sent = self.passed_on(signo);
         match self.state {
             State::Running { child } => {
                 self.state = State::Stopping {
@@ -227,25 +338,38 @@ impl Supervisor {
                     killed: false,
                     then: Then::Drain,
                 };
-                vec![
-                    info(format!("{name} received: stopping child {child}")),
-                    Action::SignalChild { pid: child, signo },
-                ]
+                let mut actions = vec![info(format!("{name} received: stopping child {child}"))];
+                actions.extend(stop(child, sent));
+                actions
             }
-            // A stop during a restart wins. The old child has been under SIGTERM since the
-            // restart began, so its grace period keeps running rather than starting over.
+            // Both children are stopped, with one grace period; the old one is still the main
+            // child, so its status is the exit code.
+            State::Overlap { old, new, .. } => {
+                let deadline = now + self.settings.grace;
+                self.state =
+                    State::Stopping { child: old, deadline, killed: false, then: Then::Drain };
+                self.retiring.push(Retiring { pid: new, deadline, killed: false });
+                let mut actions = vec![info(format!(
+                    "{name} received during a restart: stopping child {old} and the new child {new}"
+                ))];
+                actions.extend(stop(old, sent));
+                actions.extend(stop(new, sent));
+                actions
+            }
+            // A stop during a restart wins. The old child has been under the stop signal since
+            // the restart began, so its grace period keeps running rather than starting over.
             State::Stopping { child, deadline, killed, then: Then::Respawn } => {
                 self.state = State::Stopping { child, deadline, killed, then: Then::Drain };
-                vec![
-                    info(format!("{name} received during a restart: shutting down")),
-                    Action::SignalChild { pid: child, signo },
-                ]
+                let mut actions =
+                    vec![info(format!("{name} received during a restart: shutting down"))];
+                actions.extend(stop(child, sent));
+                actions
             }
             // A second stop signal is forwarded too: the child may use it to hurry up.
-            State::Stopping { child, then: Then::Drain, .. } => {
-                vec![Action::SignalChild { pid: child, signo }]
+            State::Stopping { child, then: Then::Drain, .. } => stop(child, sent).to_vec(),
+            State::Draining { .. } => {
+                vec![Action::StopDescendants { signo: sent, spared: Vec::new() }]
             }
-            State::Draining { .. } => vec![Action::SignalDescendants(signo)],
             State::Delaying { code, .. } | State::Idle { code } => {
                 let mut actions =
                     vec![info(format!("{name} received with no child running: shutting down"))];
@@ -253,29 +377,43 @@ impl Supervisor {
                 actions
             }
             // Unreachable in practice: the loop answers `Spawn` before reading any other input.
-            State::Spawning { .. } | State::Exited => Vec::new(),
+            State::Spawning { .. } | State::StartingNew { .. } | State::Exited => Vec::new(),
         }
     }
 
     fn restart(&mut self, now: Instant, why: &str) -> Vec<Action> {
         self.debounce_deadline = None;
         match self.state {
-            State::Running { child } => {
-                self.state = State::Stopping {
-                    child,
-                    deadline: now + self.settings.grace,
-                    killed: false,
-                    then: Then::Respawn,
-                };
-                vec![
-                    info(format!("{why}: restarting child {child}")),
-                    Action::SignalChild { pid: child, signo: libc::SIGTERM },
-                ]
-            }
+            State::Running { child } => match self.settings.restart_order {
+                RestartOrder::StopFirst => {
+                    self.state = State::Stopping {
+                        child,
+                        deadline: now + self.settings.grace,
+                        killed: false,
+                        then: Then::Respawn,
+                    };
+                    let mut actions = vec![info(format!("{why}: restarting child {child}"))];
+                    actions.extend(stop(child, self.settings.stop_signal));
+                    actions
+                }
+                RestartOrder::StartFirst => {
+                    self.state = State::StartingNew { old: child };
+                    vec![
+                        info(format!("{why}: starting a new child beside child {child}")),
+                        Action::Spawn,
+                    ]
+                }
+            },
             State::Idle { code } => {
                 self.state = State::Spawning { previous: Some(code) };
                 vec![info(format!("{why}: starting the child again")), Action::Spawn]
             }
+            // The new child may already run what has changed since: one more restart follows.
+            State::StartingNew { .. } | State::Overlap { .. } => {
+                self.restart_pending = true;
+                vec![debug(format!("{why}: one more restart will follow the one in progress"))]
+            }
+            // No new child runs yet: the one about to start is the restart asked for.
             State::Stopping { then: Then::Respawn, .. }
             | State::Delaying { .. }
             | State::Spawning { .. } => {
@@ -296,16 +434,17 @@ impl Supervisor {
     ) -> Vec<Action> {
         let mut actions = Vec::new();
         for &(pid, code) in exits {
-            if Some(pid) != self.live_child() {
-                actions.push(debug(format!("reaped process {pid} (exit code {code})")));
+            if let Some(index) = self.retiring.iter().position(|r| r.pid == pid) {
+                self.retiring.remove(index);
+                actions.push(info(format!("retired child {pid} exited (exit code {code})")));
                 continue;
             }
             match self.state {
-                State::Running { .. } => {
+                State::Running { child } if child == pid => {
                     actions.push(info(format!("child {pid} exited (exit code {code})")));
                     actions.extend(self.drain(code, now + self.settings.grace, now));
                 }
-                State::Stopping { then: Then::Respawn, .. } => {
+                State::Stopping { child, then: Then::Respawn, .. } if child == pid => {
                     actions.push(info(format!("old child {pid} exited (exit code {code})")));
                     if self.settings.restart_delay.is_zero() {
                         self.state = State::Spawning { previous: Some(code) };
@@ -315,11 +454,25 @@ impl Supervisor {
                             State::Delaying { until: now + self.settings.restart_delay, code };
                     }
                 }
-                State::Stopping { deadline, then: Then::Drain, .. } => {
+                State::Stopping { child, deadline, then: Then::Drain, .. } if child == pid => {
                     actions.push(info(format!("child {pid} exited (exit code {code})")));
                     actions.extend(self.drain(code, deadline, now));
                 }
-                _ => {}
+                State::Overlap { old, new, .. } if pid == new => {
+                    self.state = State::Running { child: old };
+                    actions.push(warn(format!(
+                        "restart abandoned: the new child {new} exited (exit code {code}) before \
+                         it was ready; child {old} keeps serving"
+                    )));
+                }
+                State::Overlap { old, new, .. } if pid == old => {
+                    self.state = State::Running { child: new };
+                    actions.push(info(format!(
+                        "child {old} exited (exit code {code}) during the restart: the new child \
+                         {new} takes over"
+                    )));
+                }
+                _ => actions.push(debug(format!("reaped process {pid} (exit code {code})"))),
             }
         }
         if let (State::Draining { recheck, .. }, true, true) =
@@ -338,41 +491,82 @@ impl Supervisor {
         actions
     }
 
-    /// The main child is gone: TERM everything left (or KILL, if the grace period is already
+    /// The main child is gone: stop everything left (or KILL it, if the grace period is already
     /// over) and reap, so that an empty process table ends scinit at once.
     fn drain(&mut self, code: i32, deadline: Instant, now: Instant) -> Vec<Action> {
-        let killed = deadline <= now;
-        let (signo, deadline) = if killed {
-            (libc::SIGKILL, now + KILL_REAP_TIMEOUT)
-        } else {
-            (libc::SIGTERM, deadline)
-        };
-        self.state = State::Draining { code, deadline, killed, recheck: None };
-        vec![Action::SignalDescendants(signo), Action::Reap]
+        // Retiring children have had the stop signal already. Those whose own SIGKILL would
+        // come no earlier than the drain's are left to the drain.
+        let spared = self.retiring.iter().map(|r| r.pid).collect();
+        self.retiring.retain(|r| r.deadline < deadline);
+        if deadline <= now {
+            let deadline = now + KILL_REAP_TIMEOUT;
+            self.state = State::Draining { code, deadline, killed: true, recheck: None };
+            return vec![Action::SignalDescendants(libc::SIGKILL), Action::Reap];
+        }
+        self.state = State::Draining { code, deadline, killed: false, recheck: None };
+        vec![Action::StopDescendants { signo: self.settings.stop_signal, spared }, Action::Reap]
     }
 
-    fn on_spawned(&mut self, pid: i32) -> Vec<Action> {
-        if let State::Spawning { .. } = self.state {
-            self.state = State::Running { child: pid };
+    fn on_ready(&mut self, sender: i32, ancestors: &[i32], now: Instant) -> Vec<Action> {
+        match self.state {
+            State::Overlap { old, new, .. } if sender == new || ancestors.contains(&new) => {
+                self.promote(old, new, now, &format!("READY=1 from pid {sender}"))
+            }
+            State::Overlap { new, .. } => vec![debug(format!(
+                "READY=1 from pid {sender} ignored: not the new child {new} or below it"
+            ))],
+            _ => vec![debug(format!("READY=1 from pid {sender} ignored: no restart waits for it"))],
+        }
+    }
+
+    /// The new child is ready: it becomes the main child, the old one retires.
+    fn promote(&mut self, old: i32, new: i32, now: Instant, why: &str) -> Vec<Action> {
+        let stop_signal = self.settings.stop_signal;
+        self.state = State::Running { child: new };
+        self.retiring.push(Retiring {
+            pid: old,
+            deadline: now + self.settings.grace,
+            killed: false,
+        });
+        let mut actions = vec![info(format!(
+            "{why}: the new child {new} is ready and replaces child {old}, which gets {}",
+            signals::name(stop_signal)
+        ))];
+        actions.extend(stop(old, stop_signal));
+        actions
+    }
+
+    fn on_spawned(&mut self, pid: i32, now: Instant) -> Vec<Action> {
+        match self.state {
+            State::Spawning { .. } => self.state = State::Running { child: pid },
+            State::StartingNew { old } => {
+                self.state = State::Overlap { old, new: pid, started: now };
+            }
+            _ => {}
         }
         vec![info(format!("started child {pid}"))]
     }
 
-    fn on_spawn_failed(&mut self, code: i32) -> Vec<Action> {
+    fn on_spawn_failed(&mut self, code: i32, message: String) -> Vec<Action> {
         match self.state {
             State::Spawning { previous: None } => {
                 self.state = State::Exited;
-                vec![Action::Exit(code)]
+                vec![Action::Log(Level::Error, message), Action::Exit(code)]
             }
             // After a restart the listening sockets must survive: stay up and let the next
             // restart trigger (a fixed file, a SIGHUP) try again.
             State::Spawning { previous: Some(_) } => {
                 self.state = State::Idle { code };
-                vec![Action::Log(
-                    Level::Warn,
-                    "the new child could not be started; keeping the sockets and waiting for the next restart"
-                        .to_string(),
-                )]
+                vec![
+                    Action::Log(Level::Error, message),
+                    warn("the new child could not be started; keeping the sockets and waiting for the next restart"
+                        .to_string()),
+                ]
+            }
+            // One line says it all: the old child goes on as if nothing had happened.
+            State::StartingNew { old } => {
+                self.state = State::Running { child: old };
+                vec![warn(format!("restart abandoned: {message}; child {old} keeps serving"))]
             }
             _ => Vec::new(),
         }
@@ -380,12 +574,15 @@ impl Supervisor {
 
     fn on_timeout(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
+        let stop_name = signals::name(self.settings.stop_signal);
         match self.state {
             State::Stopping { child, deadline, killed: false, then } if deadline <= now => {
                 self.state = State::Stopping { child, deadline, killed: true, then };
                 actions.push(warn(match then {
                     Then::Respawn => {
-                        format!("old child {child} ignored SIGTERM for the grace period: SIGKILL")
+                        format!(
+                            "old child {child} ignored {stop_name} for the grace period: SIGKILL"
+                        )
                     }
                     Then::Drain => {
                         format!("child {child} still running after the grace period: SIGKILL")
@@ -397,6 +594,27 @@ impl Supervisor {
                 self.state = State::Spawning { previous: Some(code) };
                 actions.push(Action::Spawn);
             }
+            State::Overlap { old, new, started } => match self.settings.readiness {
+                Readiness::Delay(delay) if started + delay <= now => {
+                    let why = format!("{delay:?} after its start");
+                    actions.extend(self.promote(old, new, now, &why));
+                }
+                _ if started + self.settings.ready_timeout <= now => {
+                    self.state = State::Running { child: old };
+                    self.retiring.push(Retiring {
+                        pid: new,
+                        deadline: now + self.settings.grace,
+                        killed: false,
+                    });
+                    actions.push(warn(format!(
+                        "restart abandoned: the new child {new} was not ready within {:?}; it \
+                         gets {stop_name}, child {old} keeps serving",
+                        self.settings.ready_timeout
+                    )));
+                    actions.extend(stop(new, self.settings.stop_signal));
+                }
+                _ => {}
+            },
             State::Draining { code, deadline, killed: false, .. } if deadline <= now => {
                 self.state = State::Draining {
                     code,
@@ -423,11 +641,25 @@ impl Supervisor {
             }
             _ => {}
         }
+        for retiring in self.retiring.iter_mut().filter(|r| !r.killed && r.deadline <= now) {
+            retiring.killed = true;
+            actions.push(warn(format!(
+                "retired child {} still running after the grace period: SIGKILL",
+                retiring.pid
+            )));
+            actions.push(Action::SignalChild { pid: retiring.pid, signo: libc::SIGKILL });
+        }
         if self.debounce_deadline.is_some_and(|d| d <= now) && !self.shutting_down() {
             actions.extend(self.restart(now, "watched files changed"));
         }
         actions
     }
+}
+
+/// The stop signal to a child's group, then SIGCONT to the same group: a stopped child wakes up
+/// and acts on it (a stopped process keeps a caught or blocked signal pending until continued).
+fn stop(pid: i32, signo: i32) -> [Action; 2] {
+    [Action::SignalChild { pid, signo }, Action::SignalChild { pid, signo: libc::SIGCONT }]
 }
 
 fn debug(message: String) -> Action {
@@ -449,6 +681,8 @@ mod tests {
     const TERM: i32 = libc::SIGTERM;
     const KILL: i32 = libc::SIGKILL;
     const HUP: i32 = libc::SIGHUP;
+    const CONT: i32 = libc::SIGCONT;
+    const USR1: i32 = libc::SIGUSR1;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -462,15 +696,11 @@ mod tests {
 
     impl Harness {
         fn new(restart_delay: u64) -> Harness {
-            Harness {
-                sup: Supervisor::new(Settings {
-                    grace: ms(5000),
-                    restart_delay: ms(restart_delay),
-                    debounce: ms(500),
-                    restart_signal: Some(HUP),
-                }),
-                t0: Instant::now(),
-            }
+            Harness::with(Settings { restart_delay: ms(restart_delay), ..settings() })
+        }
+
+        fn with(settings: Settings) -> Harness {
+            Harness { sup: Supervisor::new(settings), t0: Instant::now() }
         }
 
         /// Started, with the child running as `pid`.
@@ -489,9 +719,55 @@ mod tests {
                 .collect()
         }
 
+        /// Like `at`, but returns only the log lines at `level` or above.
+        fn logs(&mut self, t: u64, event: Event, level: Level) -> Vec<String> {
+            self.sup
+                .on_event(event, self.t0 + ms(t))
+                .into_iter()
+                .filter_map(|a| match a {
+                    Action::Log(l, message) if l <= level => Some(message),
+                    _ => None,
+                })
+                .collect()
+        }
+
         fn deadline(&self) -> Option<u64> {
             self.sup.next_deadline().map(|d| (d - self.t0).as_millis() as u64)
         }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            grace: ms(5000),
+            restart_delay: ms(0),
+            debounce: ms(500),
+            restart_signal: Some(HUP),
+            stop_signal: TERM,
+            restart_order: RestartOrder::StopFirst,
+            readiness: Readiness::Delay(ms(1000)),
+            ready_timeout: ms(30_000),
+        }
+    }
+
+    /// The stop signal, then SIGCONT, to a child's group.
+    fn stopped(pid: i32, signo: i32) -> Vec<Action> {
+        vec![Action::SignalChild { pid, signo }, Action::SignalChild { pid, signo: CONT }]
+    }
+
+    /// The drain's first step: the stop signal (then SIGCONT) to everything left, and a reap.
+    fn drained(signo: i32, spared: &[i32]) -> Vec<Action> {
+        vec![Action::StopDescendants { signo, spared: spared.to_vec() }, Action::Reap]
+    }
+
+    fn spawn_failed(code: i32) -> Event {
+        Event::SpawnFailed {
+            code,
+            message: "cannot execute 'app': No such file or directory".into(),
+        }
+    }
+
+    fn ready(sender: i32, ancestors: &[i32]) -> Event {
+        Event::Ready { sender, ancestors: ancestors.to_vec() }
     }
 
     fn exited(pid: i32, code: i32, no_children_left: bool) -> Event {
@@ -514,10 +790,7 @@ mod tests {
     #[test]
     fn child_exit_with_leftovers_terms_them_then_kills_after_the_grace_period() {
         let mut h = Harness::running(10);
-        assert_eq!(
-            h.at(1000, exited(10, 0, false)),
-            vec![Action::SignalDescendants(TERM), Action::Reap]
-        );
+        assert_eq!(h.at(1000, exited(10, 0, false)), drained(TERM, &[]));
         // Grace starts at the child's exit when there was no stop signal.
         assert_eq!(h.deadline(), Some(6000));
         assert_eq!(h.at(5999, Event::Timeout), vec![]);
@@ -595,10 +868,7 @@ mod tests {
     #[test]
     fn stop_signal_is_forwarded_then_escalates_to_sigkill_after_the_grace_period() {
         let mut h = Harness::running(10);
-        assert_eq!(
-            h.at(1000, Event::Signal(TERM)),
-            vec![Action::SignalChild { pid: 10, signo: TERM }]
-        );
+        assert_eq!(h.at(1000, Event::Signal(TERM)), stopped(10, TERM));
         assert_eq!(h.deadline(), Some(6000));
         assert_eq!(h.at(3000, Event::Timeout), vec![]);
         assert_eq!(h.at(6000, Event::Timeout), vec![Action::SignalChild { pid: 10, signo: KILL }]);
@@ -618,10 +888,7 @@ mod tests {
     fn leftovers_get_what_is_left_of_the_grace_period_after_a_stop_signal() {
         let mut h = Harness::running(10);
         h.at(1000, Event::Signal(libc::SIGINT));
-        assert_eq!(
-            h.at(2000, exited(10, 130, false)),
-            vec![Action::SignalDescendants(TERM), Action::Reap]
-        );
+        assert_eq!(h.at(2000, exited(10, 130, false)), drained(TERM, &[]));
         assert_eq!(h.deadline(), Some(6000));
     }
 
@@ -629,11 +896,8 @@ mod tests {
     fn every_stop_signal_starts_a_shutdown_and_a_second_one_is_forwarded() {
         for signo in [TERM, libc::SIGINT, libc::SIGQUIT] {
             let mut h = Harness::running(10);
-            assert_eq!(h.at(0, Event::Signal(signo)), vec![Action::SignalChild { pid: 10, signo }]);
-            assert_eq!(
-                h.at(10, Event::Signal(libc::SIGINT)),
-                vec![Action::SignalChild { pid: 10, signo: libc::SIGINT }]
-            );
+            assert_eq!(h.at(0, Event::Signal(signo)), stopped(10, signo));
+            assert_eq!(h.at(10, Event::Signal(libc::SIGINT)), stopped(10, libc::SIGINT));
             // The second signal does not restart the grace period.
             assert_eq!(h.deadline(), Some(5000));
         }
@@ -684,13 +948,13 @@ mod tests {
     #[test]
     fn first_exec_failure_exits_with_its_code() {
         let mut h = Harness::new(0);
-        assert_eq!(h.at(0, Event::SpawnFailed(127)), vec![Action::Exit(127)]);
+        assert_eq!(h.at(0, spawn_failed(127)), vec![Action::Exit(127)]);
     }
 
     #[test]
     fn restart_signal_stops_the_old_child_then_spawns_a_new_one() {
         let mut h = Harness::running(10);
-        assert_eq!(h.at(0, Event::Signal(HUP)), vec![Action::SignalChild { pid: 10, signo: TERM }]);
+        assert_eq!(h.at(0, Event::Signal(HUP)), stopped(10, TERM));
         assert_eq!(h.deadline(), Some(5000));
         assert_eq!(h.at(100, exited(10, 143, false)), vec![Action::Spawn]);
         assert_eq!(h.at(100, Event::Spawned(11)), vec![]);
@@ -737,10 +1001,7 @@ mod tests {
     fn stop_signal_while_the_old_child_is_stopping_wins() {
         let mut h = Harness::running(10);
         h.at(0, Event::Signal(HUP));
-        assert_eq!(
-            h.at(1000, Event::Signal(TERM)),
-            vec![Action::SignalChild { pid: 10, signo: TERM }]
-        );
+        assert_eq!(h.at(1000, Event::Signal(TERM)), stopped(10, TERM));
         // No new child: the old one's status is the exit code.
         assert_eq!(h.at(1100, exited(10, 143, true)), vec![Action::Exit(143)]);
     }
@@ -766,10 +1027,7 @@ mod tests {
         h.at(0, Event::Spawned(10));
         h.at(0, Event::Signal(HUP));
         h.at(100, exited(10, 143, false));
-        assert_eq!(
-            h.at(200, Event::Signal(TERM)),
-            vec![Action::SignalDescendants(TERM), Action::Reap]
-        );
+        assert_eq!(h.at(200, Event::Signal(TERM)), drained(TERM, &[]));
         assert_eq!(
             h.at(201, Event::Reaped { exits: vec![], no_children_left: true, others_left: false }),
             vec![Action::Exit(143)]
@@ -782,15 +1040,12 @@ mod tests {
         let mut h = Harness::running(10);
         h.at(0, Event::Signal(HUP));
         h.at(10, exited(10, 143, false));
-        assert_eq!(h.at(10, Event::SpawnFailed(127)), vec![]);
+        assert_eq!(h.at(10, spawn_failed(127)), vec![]);
         assert_eq!(h.deadline(), None);
         assert_eq!(h.at(20, Event::Signal(libc::SIGUSR1)), vec![]);
         assert_eq!(h.at(30, Event::Signal(HUP)), vec![Action::Spawn]);
         assert_eq!(h.at(30, Event::Spawned(11)), vec![]);
-        assert_eq!(
-            h.at(40, Event::Signal(TERM)),
-            vec![Action::SignalChild { pid: 11, signo: TERM }]
-        );
+        assert_eq!(h.at(40, Event::Signal(TERM)), stopped(11, TERM));
     }
 
     #[test]
@@ -798,7 +1053,7 @@ mod tests {
         let mut h = Harness::running(10);
         h.at(0, Event::Signal(HUP));
         h.at(10, exited(10, 143, false));
-        h.at(10, Event::SpawnFailed(126));
+        h.at(10, spawn_failed(126));
         h.at(20, Event::Signal(TERM));
         assert_eq!(
             h.at(21, Event::Reaped { exits: vec![], no_children_left: true, others_left: false }),
@@ -814,7 +1069,7 @@ mod tests {
         h.at(300, Event::FilesChanged);
         assert_eq!(h.deadline(), Some(800));
         assert_eq!(h.at(500, Event::Timeout), vec![]);
-        assert_eq!(h.at(800, Event::Timeout), vec![Action::SignalChild { pid: 10, signo: TERM }]);
+        assert_eq!(h.at(800, Event::Timeout), stopped(10, TERM));
         assert_eq!(h.deadline(), Some(5800));
     }
 
@@ -833,5 +1088,346 @@ mod tests {
         let mut h = Harness::running(10);
         h.sup.settings.restart_signal = None;
         assert_eq!(h.at(0, Event::Signal(HUP)), vec![Action::SignalChild { pid: 10, signo: HUP }]);
+    }
+
+    #[test]
+    fn first_exec_failure_logs_its_message_as_an_error() {
+        let mut h = Harness::new(0);
+        assert_eq!(
+            h.sup.on_event(spawn_failed(127), h.t0),
+            vec![
+                Action::Log(Level::Error, "cannot execute 'app': No such file or directory".into()),
+                Action::Exit(127)
+            ]
+        );
+    }
+
+    // --stop-signal and SIGCONT.
+
+    fn stop_signal(signo: i32) -> Harness {
+        let mut h = Harness::with(Settings { stop_signal: signo, ..settings() });
+        h.sup.start();
+        h.at(0, Event::Spawned(10));
+        h
+    }
+
+    #[test]
+    fn the_stop_signal_stops_the_old_child_for_a_restart_followed_by_sigcont() {
+        let mut h = stop_signal(libc::SIGUSR2);
+        assert_eq!(h.at(0, Event::Signal(HUP)), stopped(10, libc::SIGUSR2));
+        assert_eq!(h.at(5000, Event::Timeout), vec![Action::SignalChild { pid: 10, signo: KILL }]);
+    }
+
+    #[test]
+    fn a_received_sigterm_is_passed_on_as_the_stop_signal_and_sigint_as_it_is() {
+        let mut h = stop_signal(libc::SIGUSR2);
+        assert_eq!(h.at(0, Event::Signal(TERM)), stopped(10, libc::SIGUSR2));
+        assert_eq!(h.at(10, Event::Signal(libc::SIGINT)), stopped(10, libc::SIGINT));
+        let mut h = stop_signal(libc::SIGUSR2);
+        assert_eq!(h.at(0, Event::Signal(libc::SIGQUIT)), stopped(10, libc::SIGQUIT));
+    }
+
+    #[test]
+    fn leftovers_get_the_stop_signal_then_sigcont_while_draining() {
+        let mut h = stop_signal(libc::SIGUSR2);
+        assert_eq!(h.at(0, exited(10, 0, false)), drained(libc::SIGUSR2, &[]));
+        // A stop signal while draining goes to everything left, SIGTERM as the stop signal.
+        assert_eq!(
+            h.at(10, Event::Signal(TERM)),
+            vec![Action::StopDescendants { signo: libc::SIGUSR2, spared: vec![] }]
+        );
+    }
+
+    // --restart-order start-first.
+
+    /// Start-first, first child running as 10.
+    fn start_first(readiness: Readiness) -> Harness {
+        let mut h = Harness::with(Settings {
+            restart_order: RestartOrder::StartFirst,
+            readiness,
+            ..settings()
+        });
+        h.sup.start();
+        h.at(0, Event::Spawned(10));
+        h
+    }
+
+    /// Start-first with `--notify`, restarted at 0: the new child 11 runs beside 10.
+    fn overlapping() -> Harness {
+        let mut h = start_first(Readiness::Notify);
+        assert_eq!(h.at(0, Event::Signal(HUP)), vec![Action::Spawn]);
+        assert_eq!(h.at(0, Event::Spawned(11)), vec![]);
+        h
+    }
+
+    fn forwarded_to(h: &mut Harness, t: u64) -> Option<i32> {
+        match h.at(t, Event::Signal(USR1))[..] {
+            [Action::SignalChild { pid, signo: USR1 }] => Some(pid),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn start_first_starts_the_new_child_beside_the_old_one_which_keeps_the_signals() {
+        let mut h = overlapping();
+        assert_eq!(forwarded_to(&mut h, 100), Some(10));
+        // Only the ready timeout is pending: nothing happens to the old child meanwhile.
+        assert_eq!(h.deadline(), Some(30_000));
+        assert_eq!(h.at(29_999, Event::Timeout), vec![]);
+    }
+
+    #[test]
+    fn ready_from_the_new_child_makes_it_the_main_child_and_stops_the_old_one() {
+        let mut h = overlapping();
+        assert_eq!(h.at(200, ready(11, &[])), stopped(10, TERM));
+        assert_eq!(forwarded_to(&mut h, 300), Some(11));
+        // The old child retires: SIGKILL when its grace period ends, and its exit ends nothing.
+        assert_eq!(h.deadline(), Some(5200));
+        assert_eq!(h.at(5200, Event::Timeout), vec![Action::SignalChild { pid: 10, signo: KILL }]);
+        assert_eq!(h.deadline(), None);
+        assert_eq!(h.at(5201, exited(10, 137, false)), vec![]);
+        assert_eq!(h.at(6000, exited(11, 4, true)), vec![Action::Exit(4)]);
+    }
+
+    #[test]
+    fn promotion_logs_one_info_line() {
+        let mut h = overlapping();
+        let lines = h.logs(200, ready(11, &[]), Level::Info);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("11") && lines[0].contains("10"), "{lines:?}");
+    }
+
+    #[test]
+    fn ready_from_a_process_below_the_new_child_counts() {
+        let mut h = overlapping();
+        assert_eq!(h.at(200, ready(30, &[20, 11])), stopped(10, TERM));
+    }
+
+    #[test]
+    fn ready_from_anyone_else_is_ignored_with_a_debug_line() {
+        let mut h = overlapping();
+        // A stranger, the old child, and a process below the old child.
+        for (t, event) in [(100, ready(99, &[])), (110, ready(10, &[])), (120, ready(12, &[10]))] {
+            let lines = h.logs(t, event.clone(), Level::Debug);
+            assert!(lines.len() == 1 && lines[0].contains("ignored"), "{lines:?}");
+            assert_eq!(h.at(t, event), vec![]);
+        }
+        assert_eq!(forwarded_to(&mut h, 200), Some(10));
+    }
+
+    #[test]
+    fn ready_outside_a_restart_is_accepted_and_ignored() {
+        let mut h = start_first(Readiness::Notify);
+        assert_eq!(h.at(10, ready(10, &[])), vec![]);
+        assert_eq!(h.deadline(), None);
+        let mut h = overlapping();
+        h.at(10, ready(11, &[]));
+        assert_eq!(h.at(20, ready(11, &[])), vec![]);
+        assert_eq!(forwarded_to(&mut h, 30), Some(11));
+    }
+
+    #[test]
+    fn without_notify_the_new_child_is_ready_after_the_ready_delay() {
+        let mut h = start_first(Readiness::Delay(ms(1000)));
+        h.at(100, Event::Signal(HUP));
+        h.at(150, Event::Spawned(11));
+        assert_eq!(h.deadline(), Some(1150));
+        assert_eq!(h.at(1149, Event::Timeout), vec![]);
+        assert_eq!(forwarded_to(&mut h, 1149), Some(10));
+        assert_eq!(h.at(1150, Event::Timeout), stopped(10, TERM));
+        assert_eq!(forwarded_to(&mut h, 1151), Some(11));
+        // READY=1 means nothing without --notify's readiness... and nothing after it either.
+        assert_eq!(h.at(1200, ready(11, &[])), vec![]);
+    }
+
+    #[test]
+    fn a_new_child_exiting_before_it_is_ready_abandons_the_restart_in_one_warn_line() {
+        let mut h = overlapping();
+        let lines = h.logs(100, exited(11, 1, false), Level::Warn);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("abandoned") && lines[0].contains("exit code 1"), "{lines:?}");
+        assert_eq!(h.deadline(), None);
+        assert_eq!(forwarded_to(&mut h, 200), Some(10));
+        // The old child is the main child again: its exit ends the container.
+        assert_eq!(h.at(300, exited(10, 3, true)), vec![Action::Exit(3)]);
+    }
+
+    #[test]
+    fn a_new_child_that_cannot_be_executed_abandons_the_restart_in_one_warn_line() {
+        let mut h = start_first(Readiness::Notify);
+        h.at(0, Event::Signal(HUP));
+        let lines = h.logs(0, spawn_failed(127), Level::Debug);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("abandoned") && lines[0].contains("cannot execute 'app'"),
+            "{lines:?}"
+        );
+        assert_eq!(
+            h.sup.on_event(Event::Signal(USR1), h.t0),
+            vec![Action::SignalChild { pid: 10, signo: USR1 }]
+        );
+        assert_eq!(h.deadline(), None);
+    }
+
+    #[test]
+    fn a_new_child_not_ready_in_time_is_stopped_and_the_old_one_keeps_serving() {
+        let mut h = overlapping();
+        assert_eq!(h.deadline(), Some(30_000));
+        let lines = h.logs(30_000, Event::Timeout, Level::Warn);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("abandoned") && lines[0].contains("30s"), "{lines:?}");
+        assert_eq!(forwarded_to(&mut h, 30_001), Some(10));
+        // The new child got the stop signal (checked below) and is SIGKILLed after the grace.
+        assert_eq!(h.deadline(), Some(35_000));
+        assert_eq!(
+            h.at(35_000, Event::Timeout),
+            vec![Action::SignalChild { pid: 11, signo: KILL }]
+        );
+        assert_eq!(h.at(35_001, exited(11, 137, false)), vec![]);
+        // READY=1 from it comes too late.
+        assert_eq!(h.at(35_002, ready(11, &[])), vec![]);
+
+        let mut h = overlapping();
+        assert_eq!(h.at(30_000, Event::Timeout), stopped(11, TERM));
+    }
+
+    #[test]
+    fn without_notify_a_ready_delay_beyond_the_timeout_abandons() {
+        let mut h = Harness::with(Settings {
+            restart_order: RestartOrder::StartFirst,
+            readiness: Readiness::Delay(ms(2000)),
+            ready_timeout: ms(1000),
+            ..settings()
+        });
+        h.sup.start();
+        h.at(0, Event::Spawned(10));
+        h.at(0, Event::Signal(HUP));
+        h.at(0, Event::Spawned(11));
+        assert_eq!(h.deadline(), Some(1000));
+        assert_eq!(h.at(1000, Event::Timeout), stopped(11, TERM));
+    }
+
+    #[test]
+    fn triggers_during_a_start_first_restart_lead_to_exactly_one_more() {
+        let mut h = overlapping();
+        assert_eq!(h.at(10, Event::Signal(HUP)), vec![]);
+        assert_eq!(h.at(20, Event::Signal(HUP)), vec![]);
+        h.at(30, Event::FilesChanged);
+        assert_eq!(h.at(530, Event::Timeout), vec![]);
+        // Ready: the old child retires and the next restart starts at once, beside 11.
+        let mut expected = stopped(10, TERM);
+        expected.push(Action::Spawn);
+        assert_eq!(h.at(600, ready(11, &[])), expected);
+        assert_eq!(h.at(600, Event::Spawned(12)), vec![]);
+        assert_eq!(forwarded_to(&mut h, 700), Some(11));
+        assert_eq!(h.at(800, ready(12, &[])), stopped(11, TERM));
+        // Nothing more was pending.
+        assert_eq!(h.at(900, ready(12, &[])), vec![]);
+        assert_eq!(forwarded_to(&mut h, 1000), Some(12));
+    }
+
+    #[test]
+    fn a_pending_restart_also_follows_an_abandoned_one() {
+        let mut h = overlapping();
+        h.at(10, Event::Signal(HUP));
+        assert_eq!(h.at(20, exited(11, 1, false)), vec![Action::Spawn]);
+        assert_eq!(h.at(20, Event::Spawned(12)), vec![]);
+        assert_eq!(h.at(30, ready(12, &[])), stopped(10, TERM));
+    }
+
+    #[test]
+    fn a_stop_signal_during_the_overlap_stops_both_with_one_grace_period() {
+        let mut h = overlapping();
+        let mut expected = stopped(10, TERM);
+        expected.extend(stopped(11, TERM));
+        assert_eq!(h.at(1000, Event::Signal(TERM)), expected);
+        assert_eq!(h.deadline(), Some(6000));
+        // A pending restart or READY=1 changes nothing now.
+        assert_eq!(h.at(1100, Event::Signal(HUP)), vec![]);
+        assert_eq!(h.at(1200, ready(11, &[])), vec![]);
+        assert_eq!(
+            h.at(6000, Event::Timeout),
+            vec![
+                Action::SignalChild { pid: 10, signo: KILL },
+                Action::SignalChild { pid: 11, signo: KILL }
+            ]
+        );
+        // The old child is the main child: its status is the exit code.
+        assert_eq!(
+            h.at(
+                6001,
+                Event::Reaped {
+                    exits: vec![(11, 137), (10, 143)],
+                    no_children_left: true,
+                    others_left: false
+                }
+            ),
+            vec![Action::Exit(143)]
+        );
+    }
+
+    #[test]
+    fn after_a_stop_during_the_overlap_the_drain_spares_the_new_child_it_already_stopped() {
+        let mut h = overlapping();
+        h.at(1000, Event::Signal(TERM));
+        // The old child exits first: the usual drain, which leaves the new child (already
+        // stopped, same deadline) out of its stop signal but not out of its SIGKILL.
+        assert_eq!(h.at(1100, exited(10, 0, false)), drained(TERM, &[11]));
+        assert_eq!(h.deadline(), Some(6000));
+        assert_eq!(h.at(6000, Event::Timeout), vec![Action::SignalDescendants(KILL), Action::Reap]);
+        assert_eq!(
+            h.at(
+                6001,
+                Event::Reaped {
+                    exits: vec![(11, 137)],
+                    no_children_left: true,
+                    others_left: false
+                }
+            ),
+            vec![Action::Exit(0)]
+        );
+    }
+
+    #[test]
+    fn a_stop_signal_after_the_new_child_was_ready_exits_with_the_new_childs_status() {
+        let mut h = overlapping();
+        h.at(100, ready(11, &[]));
+        assert_eq!(h.at(200, Event::Signal(TERM)), stopped(11, TERM));
+        // The retiring old child keeps its own, earlier, grace period.
+        assert_eq!(h.deadline(), Some(5100));
+        assert_eq!(h.at(5100, Event::Timeout), vec![Action::SignalChild { pid: 10, signo: KILL }]);
+        assert_eq!(h.at(5101, exited(10, 137, false)), vec![]);
+        assert_eq!(h.at(5200, exited(11, 143, true)), vec![Action::Exit(143)]);
+    }
+
+    #[test]
+    fn the_old_child_exiting_during_the_overlap_hands_over_to_the_new_one_at_once() {
+        let mut h = overlapping();
+        assert_eq!(h.at(100, exited(10, 2, false)), vec![]);
+        assert_eq!(h.deadline(), None);
+        assert_eq!(forwarded_to(&mut h, 200), Some(11));
+        assert_eq!(h.at(300, exited(11, 5, true)), vec![Action::Exit(5)]);
+    }
+
+    #[test]
+    fn both_children_exiting_in_one_batch_end_with_the_last_main_childs_status() {
+        let batch = |exits: Vec<(i32, i32)>| Event::Reaped {
+            exits,
+            no_children_left: true,
+            others_left: false,
+        };
+        // The old one first: the new one took over, then exited.
+        let mut h = overlapping();
+        assert_eq!(h.at(100, batch(vec![(10, 2), (11, 5)])), vec![Action::Exit(5)]);
+        // The new one first: abandoned, then the old one exited.
+        let mut h = overlapping();
+        assert_eq!(h.at(100, batch(vec![(11, 5), (10, 2)])), vec![Action::Exit(2)]);
+    }
+
+    #[test]
+    fn a_file_change_restarts_start_first_too() {
+        let mut h = start_first(Readiness::Notify);
+        h.at(0, Event::FilesChanged);
+        assert_eq!(h.at(500, Event::Timeout), vec![Action::Spawn]);
     }
 }

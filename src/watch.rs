@@ -4,8 +4,9 @@
 //! deploy tools replace files atomically (write a temporary, rename it over the original), and a
 //! watch on the file's own inode would stay on the old, unlinked inode and miss every later
 //! change. A watched *directory* is watched with all its subdirectories, including ones created
-//! later. `.git` and editor temporaries never trigger a restart. This module only says "something
-//! relevant changed"; the trailing-edge debounce is the supervisor's (it is time logic).
+//! later; a subdirectory that cannot be watched is skipped with a warning. `.git` and editor
+//! temporaries never trigger a restart. This module only says "something relevant changed"; the
+//! trailing-edge debounce is the supervisor's (it is time logic).
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -70,9 +71,72 @@ pub fn resolve_command(command: &OsStr, path_var: Option<&OsStr>) -> Option<Path
     })
 }
 
+/// A part of a directory tree that is not watched.
+#[derive(Debug, PartialEq)]
+enum Skipped {
+    /// A subdirectory that cannot be watched, and so its whole subtree.
+    Dir(PathBuf, Errno),
+    /// A directory that is watched but cannot be listed: its subdirectories are not watched.
+    Subdirs(PathBuf, Errno),
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skipped::Dir(path, errno) => {
+                write!(f, "cannot watch '{}': {}; skipping it", path.display(), errno.desc())
+            }
+            Skipped::Subdirs(path, errno) => write!(
+                f,
+                "cannot list '{}': {}; its subdirectories are not watched",
+                path.display(),
+                errno.desc()
+            ),
+        }
+    }
+}
+
+/// Calls `watch` on `dir` and on each of its subdirectories (ignored names excluded), parents
+/// before their children. Only an error for `dir` itself is returned as one: a subdirectory
+/// that cannot be watched (no permission; for root too, a FUSE mount closed to other users or a
+/// path too long for inotify) is skipped with its subtree, so that one such directory does not
+/// stop the whole tree from being watched; the skipped parts are returned for the warnings.
+/// An explicit stack rather than recursion: a deep tree must not grow PID 1's stack.
+fn walk(
+    dir: &Path,
+    watch: &mut impl FnMut(&Path) -> Result<(), Errno>,
+) -> Result<Vec<Skipped>, Errno> {
+    watch(dir)?;
+    let mut skipped = Vec::new();
+    let mut to_list = vec![dir.to_path_buf()];
+    while let Some(parent) = to_list.pop() {
+        let entries = match std::fs::read_dir(&parent) {
+            Ok(entries) => entries,
+            Err(e) => {
+                let errno = e.raw_os_error().map_or(Errno::UnknownErrno, Errno::from_raw);
+                skipped.push(Skipped::Subdirs(parent, errno));
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if !is_dir || is_ignored(&entry.file_name()) {
+                continue;
+            }
+            let path = entry.path();
+            match watch(&path) {
+                Ok(()) => to_list.push(path),
+                Err(errno) => skipped.push(Skipped::Dir(path, errno)),
+            }
+        }
+    }
+    Ok(skipped)
+}
+
 impl Watcher {
     /// Watches every path. A missing path is an error (one line): watching nothing silently
-    /// would make `--live-reload` a no-op nobody notices.
+    /// would make `--live-reload` a no-op nobody notices. Below a directory, a subdirectory that
+    /// cannot be watched is only a warning (see [`walk`]).
     pub fn new(paths: &[PathBuf]) -> Result<Watcher, Fatal> {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .map_err(|e| Fatal::setup(format!("cannot start the file watcher: {}", e.desc())))?;
@@ -116,17 +180,11 @@ impl Watcher {
         Ok(())
     }
 
-    /// Watches a directory and, recursively, its subdirectories (ignored names excluded).
+    /// Watches a directory and its subdirectories (see [`walk`]); the error is only for `dir`
+    /// itself, each part of the tree that is skipped gets one warning.
     fn add_tree(&mut self, dir: &Path) -> Result<(), Errno> {
-        self.add(dir, None)?;
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Ok(());
-        };
-        for entry in entries.flatten() {
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if is_dir && !is_ignored(&entry.file_name()) {
-                self.add_tree(&entry.path())?;
-            }
+        for skipped in walk(dir, &mut |path| self.add(path, None))? {
+            warn!("{skipped}");
         }
         Ok(())
     }
@@ -266,6 +324,47 @@ mod tests {
         assert!(watcher.changed());
         std::fs::write(dir.join("src").join("main.rs"), "x").unwrap();
         assert!(watcher.changed());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_subdirectory_that_cannot_be_watched_is_skipped_with_its_subtree_only() {
+        let dir = temp_dir("walk");
+        for sub in ["a/a1", "b/b1/b2", ".git/objects", "c"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        std::fs::write(dir.join("a").join("file"), "").unwrap();
+        let failing = dir.join("b");
+        let mut watched = Vec::new();
+        let skipped = walk(&dir, &mut |path| {
+            if path == failing {
+                return Err(Errno::EACCES);
+            }
+            watched.push(path.to_path_buf());
+            Ok(())
+        })
+        .unwrap();
+        watched.sort();
+        assert_eq!(watched, [dir.clone(), dir.join("a"), dir.join("a/a1"), dir.join("c")]);
+        assert_eq!(skipped, [Skipped::Dir(failing.clone(), Errno::EACCES)]);
+        assert_eq!(
+            skipped[0].to_string(),
+            format!("cannot watch '{}': Permission denied; skipping it", failing.display())
+        );
+
+        // A directory watched but gone before it is listed: only its subdirectories are lost.
+        let vanishing = dir.join("c");
+        let skipped = walk(&dir, &mut |path| {
+            if path == vanishing {
+                std::fs::remove_dir(path).unwrap();
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(skipped, [Skipped::Subdirs(vanishing, Errno::ENOENT)]);
+
+        // Only the top directory failing fails the walk.
+        assert_eq!(walk(&dir, &mut |_| Err(Errno::EACCES)), Err(Errno::EACCES));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -6,7 +6,8 @@ use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::harness::{start, start_command, start_with_fd_limit, testkit, NO_ENV};
+use crate::harness::{free_port, start, start_command, start_with_fd_limit, testkit, NO_ENV};
+use crate::sockets::inspect;
 
 /// One test per row: the child's fate and the code scinit must exit with.
 macro_rules! child_exit_cases {
@@ -159,6 +160,38 @@ fn failing_to_create_the_spawn_pipe_is_a_setup_error_not_126() {
         stderr.starts_with("scinit: cannot start '") && stderr.contains("Too many open files"),
         "{stderr}"
     );
+}
+
+#[test]
+fn out_of_fds_before_the_child_runs_is_a_setup_error_and_never_126() {
+    // With two ports scinit holds stdin, stdout, stderr, the signalfd (3), the sockets (4, 5)
+    // and, while it starts the child, both ends of the report pipe (6, 7). Every tighter limit
+    // fails one of those with one line and exit 1; a limit of 8 must be enough for the child
+    // too, which ends up with 0-2, the sockets at 3 and 4 and, until exec, the report pipe.
+    let ports = format!("{},{}", free_port(), free_port());
+    let args = || -> Vec<OsString> {
+        let args = ["--bind-addr", "127.0.0.1", "--ports", &ports, "--", &testkit(), "inspect"];
+        args.iter().map(OsString::from).collect()
+    };
+    let mut failures = Vec::new();
+    for limit in 4..8 {
+        let mut scinit = start_with_fd_limit(args(), limit);
+        let code = scinit.exit_code();
+        let stderr = scinit.stderr();
+        if code != 1 || stderr.lines().count() != 1 || !stderr.contains("Too many open files") {
+            failures.push(format!("limit {limit}: exit {code}, stderr {stderr:?}"));
+        }
+    }
+    let mut scinit = start_with_fd_limit(args(), 8);
+    let code = scinit.exit_code();
+    if code != 0 {
+        failures.push(format!("limit 8: exit {code}\n{}", scinit.report()));
+    } else {
+        let (_, report) = inspect(&mut scinit);
+        let fds: Vec<_> = report["fds"].as_array().unwrap().iter().map(|f| &f["fd"]).collect();
+        assert_eq!(fds, [0, 1, 2, 3, 4], "{report}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]

@@ -249,6 +249,19 @@ impl Scinit {
         self.stderr_seen.iter().map(|l| format!("{l}\n")).collect()
     }
 
+    /// scinit's whole stdout (its children's lines), seen or not; waits for it to exit first.
+    #[track_caller]
+    pub fn stdout(&mut self) -> Vec<String> {
+        self.exit_code();
+        let deadline = Instant::now() + DEADLINE;
+        while let Ok(line) =
+            self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
     /// Everything seen so far, for failure messages.
     pub fn report(&self) -> String {
         format!(
@@ -299,6 +312,16 @@ pub fn processes() -> Vec<Proc> {
             Some(Proc { pid, ppid, state })
         })
         .collect()
+}
+
+/// The value of `name` in the environment `pid` was started with, if set.
+pub fn environ(pid: i32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{name}=");
+    environ.split(|b| *b == 0).find_map(|entry| {
+        let value = entry.strip_prefix(prefix.as_bytes())?;
+        Some(String::from_utf8_lossy(value).into_owned())
+    })
 }
 
 /// Transitive descendants of `root`.

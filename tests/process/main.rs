@@ -16,3 +16,5 @@ mod reaping;
 mod restart;
 mod shutdown;
 mod sockets;
+mod start_first;
+mod watch;

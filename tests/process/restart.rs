@@ -3,7 +3,7 @@
 
 use nix::sys::signal::Signal;
 
-use crate::harness::{free_port, start, start_command, NO_ENV};
+use crate::harness::{field, free_port, processes, start, start_command, wait_until, NO_ENV};
 use crate::sockets::inspect;
 
 #[test]
@@ -83,4 +83,47 @@ fn failed_restart_keeps_scinit_up_and_a_stop_then_exits_127() {
     scinit.signal(Signal::SIGTERM);
     assert_eq!(scinit.exit_code(), 127, "{}", scinit.report());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_stop_signal_stops_the_child_for_a_restart_and_replaces_sigterm_at_shutdown() {
+    let mut scinit = start(&["--stop-signal", "USR2"], &["signals", "--on", "USR2=exit:7"], &[]);
+    let old = scinit.ready("signals");
+    let scinit_pid = scinit.pid().to_string();
+
+    scinit.signal(Signal::SIGHUP);
+    let stop = scinit.line_starting("signal ");
+    assert_eq!(field(&stop, "name"), Some("SIGUSR2"), "{stop}");
+    assert_eq!(field(&stop, "pid"), Some(old.to_string().as_str()), "{stop}");
+    assert_eq!(field(&stop, "sender"), Some(scinit_pid.as_str()), "{stop}");
+    scinit.line_starting("exiting code=7");
+    let new = scinit.ready("signals");
+
+    // SIGTERM from outside (docker stop) reaches the child as the stop signal.
+    scinit.signal(Signal::SIGTERM);
+    let stop = scinit.line_starting("signal ");
+    assert_eq!(field(&stop, "name"), Some("SIGUSR2"), "{stop}");
+    assert_eq!(field(&stop, "pid"), Some(new.to_string().as_str()), "{stop}");
+    assert_eq!(scinit.exit_code(), 7, "{}", scinit.report());
+}
+
+/// A child stopped by a forwarded SIGTSTP keeps a blocked SIGTERM pending until it is continued:
+/// scinit's SIGCONT after the stop signal lets it shut down gracefully instead of being SIGKILLed
+/// at the end of the grace period.
+#[test]
+fn sigcont_follows_the_stop_signal_so_a_child_stopped_by_sigtstp_can_act_on_it() {
+    let mut scinit =
+        start(&["--graceful-timeout-secs", "60"], &["signals", "--on", "TSTP=stop"], &[]);
+    let child = scinit.ready("signals");
+    scinit.signal(Signal::SIGTSTP);
+    scinit.line_starting("stopping");
+    wait_until("the child is stopped", || {
+        processes().iter().any(|p| p.pid == child && p.state == 'T')
+    });
+
+    scinit.signal(Signal::SIGTERM);
+    let term = scinit.line_starting("signal ");
+    assert_eq!(field(&term, "name"), Some("SIGTERM"), "{term}");
+    assert_eq!(field(&term, "pid"), Some(child.to_string().as_str()), "{term}");
+    assert_eq!(scinit.exit_code(), 143, "{}", scinit.report());
 }

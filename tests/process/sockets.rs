@@ -124,12 +124,50 @@ fn echo_server_serves_on_the_inherited_socket() {
 fn a_port_in_use_is_a_setup_error_with_one_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    // SO_REUSEPORT lets two sockets of the same user share a port, but not with a socket
-    // that did not set it: std's listener does not.
+    // Neither std's listener nor scinit (without --reuse-port) sets SO_REUSEPORT.
     let mut scinit =
         start(&["--bind-addr", "127.0.0.1", "--ports", &port], &["exit-with", "0"], &[]);
     assert_eq!(scinit.exit_code(), 1);
     let stderr = scinit.stderr();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains(&port) && stderr.contains("Address already in use"), "{stderr}");
+}
+
+#[test]
+fn a_port_held_by_another_scinit_is_a_setup_error_unless_both_ask_for_reuse_port() {
+    let port = free_port().to_string();
+    let plain: &[&str] = &["--bind-addr", "127.0.0.1", "--ports", &port];
+    let reuse: &[&str] = &["--reuse-port", "--bind-addr", "127.0.0.1", "--ports", &port];
+    // The first scinit has bound the port once its child runs. A second one is refused whether
+    // or not it asks for SO_REUSEPORT: sharing needs both to have set it.
+    for (first_options, second_options) in [(plain, plain), (reuse, plain), (plain, reuse)] {
+        let mut first = start(first_options, &["inspect", "--stay"], &[]);
+        first.ready("inspect");
+        let mut second = start(second_options, &["exit-with", "0"], &[]);
+        let code = second.exit_code();
+        let stderr = second.stderr();
+        assert_eq!(code, 1, "{first_options:?} then {second_options:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("127.0.0.1:{port}"))
+                && stderr.contains("Address already in use"),
+            "{stderr}"
+        );
+        first.signal(Signal::SIGTERM);
+        assert_eq!(first.exit_code(), 143);
+    }
+
+    // With --reuse-port on both, both listen: the kernel splits connections between them.
+    let mut first = start(reuse, &["inspect", "--stay"], &[]);
+    let (_, first_report) = inspect(&mut first);
+    let mut second = start(reuse, &["inspect", "--stay"], &[]);
+    let (_, second_report) = inspect(&mut second);
+    for report in [&first_report, &second_report] {
+        assert_eq!(report["sockets"][0]["addr"], format!("127.0.0.1:{port}"), "{report}");
+        assert_eq!(report["sockets"][0]["listening"], true, "{report}");
+    }
+    for mut scinit in [first, second] {
+        scinit.signal(Signal::SIGTERM);
+        assert_eq!(scinit.exit_code(), 143);
+    }
 }

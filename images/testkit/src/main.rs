@@ -11,6 +11,7 @@ mod args;
 mod echo;
 mod exit_with;
 mod inspect;
+mod notify;
 mod procfs;
 mod protocol;
 mod ps;
@@ -46,7 +47,8 @@ fn dispatch(cmd: &str, args: Args) -> Result<(), Failure> {
         "tree" => tree::run(args),
         "exit-with" => exit_with::run(args),
         "ps" => ps::run(args),
-        "" => Err(Failure::usage("testkit signals|echo|inspect|tree|exit-with|ps [ARGS]")),
+        "notify" => notify::run(args),
+        "" => Err(Failure::usage("testkit signals|echo|inspect|tree|exit-with|ps|notify [ARGS]")),
         _ => Err(Failure::usage("unknown subcommand")),
     }
 }
@@ -72,6 +74,8 @@ mod tests {
             ("tree", &["forest"]),
             ("exit-with", &["300"]),
             ("ps", &["aux"]),
+            ("notify", &[]),
+            ("notify", &["ready"]),
         ] {
             assert!(matches!(dispatch(cmd, args(bad)), Err(Failure::Usage(_))), "{cmd} {bad:?}");
         }

@@ -6,7 +6,7 @@
 use nix::libc;
 
 use crate::args::{parse_num, unknown, Args};
-use crate::protocol::{fact, handshake, signal_fact, Failure};
+use crate::protocol::{fact, handshake, signal_fact, Context, Failure};
 use crate::signal_names::{default_terminates, parse_signal, signal_name};
 use crate::signal_state::{die_of, linger, set_disposition, SignalSet};
 
@@ -16,6 +16,9 @@ pub enum Action {
     Exit(i32),
     Die,
     Ignore,
+    /// The line, then stop (SIGSTOP to itself) until continued: what a job-control signal does
+    /// to a program that does not handle it, observable as state `T`.
+    Stop,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -42,14 +45,15 @@ pub fn parse_action(text: &str) -> Result<Action, Failure> {
         "log" => Ok(Action::Log),
         "die" => Ok(Action::Die),
         "ignore" => Ok(Action::Ignore),
+        "stop" => Ok(Action::Stop),
         _ => match text.strip_prefix("exit:") {
             Some(code) => {
                 let code: u8 = parse_num("exit code", code)?;
                 Ok(Action::Exit(i32::from(code)))
             }
-            None => {
-                Err(Failure::usage(format!("unknown action {text:?} (log, exit:N, die, ignore)")))
-            }
+            None => Err(Failure::usage(format!(
+                "unknown action {text:?} (log, exit:N, die, ignore, stop)"
+            ))),
         },
     }
 }
@@ -109,6 +113,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
         signal_fact(signo, sender);
         match options.action(signo) {
             Action::Log | Action::Ignore => {}
+            Action::Stop => {
+                fact("stopping");
+                nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP)
+                    .context("raise SIGSTOP")?;
+            }
             Action::Exit(code) => {
                 linger(options.linger_ms);
                 fact(format_args!("exiting code={code}"));
