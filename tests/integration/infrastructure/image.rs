@@ -3,6 +3,7 @@
 //! its image; a changed binary always gets a fresh one.
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,10 +20,12 @@ pub const IMAGE_REPOSITORY: &str = "scinit-test";
 /// Marks images built by the factory: kept between runs as a cache, listed by `make clean-images`.
 pub const LABEL_IMAGE: &str = "scinit.test.image";
 
-/// One entry of the image's root file system.
+/// One entry of the image's root file system. A file's `mtime` is 0 except for files copied
+/// from a host tree, which keep theirs: Python trusts a `__pycache__` file only while its
+/// source's mtime is the one recorded in it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Entry {
-    File { data: Arc<Vec<u8>>, mode: u32 },
+    File { data: Arc<Vec<u8>>, mode: u32, mtime: u64 },
     Symlink { target: String },
     Dir { mode: u32 },
 }
@@ -67,7 +70,7 @@ impl RootFs {
     }
 
     pub fn file(&mut self, path: &str, data: Vec<u8>, mode: u32) -> &mut Self {
-        self.entries.insert(path.to_string(), Entry::File { data: Arc::new(data), mode });
+        self.entries.insert(path.to_string(), Entry::File { data: Arc::new(data), mode, mtime: 0 });
         self
     }
 
@@ -79,7 +82,7 @@ impl RootFs {
     /// Copies a host executable to `path`, reading through symlinks.
     pub fn host_file(&mut self, path: &str, host: &Path) -> Result<&mut Self> {
         let data = read_cached(host)?;
-        self.entries.insert(path.to_string(), Entry::File { data, mode: 0o755 });
+        self.entries.insert(path.to_string(), Entry::File { data, mode: 0o755, mtime: 0 });
         Ok(self)
     }
 
@@ -87,12 +90,73 @@ impl RootFs {
     /// library at the same absolute path as on the host (Debian's loader needs no cache).
     pub fn host_program(&mut self, path: &str, host: &Path) -> Result<&mut Self> {
         self.host_file(path, host)?;
+        self.shared_libraries(host)
+    }
+
+    /// Copies the libraries `ldd` lists for `host`, each at its host path.
+    fn shared_libraries(&mut self, host: &Path) -> Result<&mut Self> {
         for lib in ldd_closure(host)? {
             let data = read_cached(&lib)?;
             let path = lib.to_string_lossy().into_owned();
-            self.entries.insert(path, Entry::File { data, mode: 0o755 });
+            self.entries.insert(path, Entry::File { data, mode: 0o755, mtime: 0 });
         }
         Ok(self)
+    }
+
+    /// Copies the host directory `root` to the same path: directories and files with their
+    /// modes (files with their mtimes too), symlinks as symlinks, except the sub-paths in `skip`
+    /// (relative to `root`, e.g. `test` or `lib-dynload/_sqlite3.so`) and everything under them.
+    /// ELF files (a Python's extension modules) come with their shared libraries, as a
+    /// [`RootFs::host_program`] does, so that whatever loads them finds what they link.
+    pub fn host_tree(&mut self, root: &Path, skip: &[&str]) -> Result<&mut Self> {
+        let skip: Vec<&str> = skip.iter().map(|s| s.trim_end_matches('/')).collect();
+        self.host_subtree(root, "", &skip)?;
+        Ok(self)
+    }
+
+    fn host_subtree(&mut self, host: &Path, relative: &str, skip: &[&str]) -> Result<()> {
+        let meta = std::fs::symlink_metadata(host)
+            .with_context(|| format!("reading {}", host.display()))?;
+        let path = host.to_str().with_context(|| format!("{} is not UTF-8", host.display()))?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(host)
+                .with_context(|| format!("reading the link {}", host.display()))?;
+            let target = target
+                .to_str()
+                .with_context(|| format!("the link {} is not UTF-8", host.display()))?;
+            self.symlink(path, target);
+        } else if meta.is_file() {
+            let data = read_cached(host)?;
+            let elf = data.starts_with(b"\x7fELF");
+            let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
+            self.entries.insert(path.to_string(), Entry::File { data, mode, mtime });
+            if elf {
+                self.shared_libraries(host)?;
+            }
+        } else if meta.is_dir() {
+            self.dir(path, mode);
+            for entry in
+                std::fs::read_dir(host).with_context(|| format!("listing {}", host.display()))?
+            {
+                let entry = entry.with_context(|| format!("listing {}", host.display()))?;
+                let name = entry.file_name();
+                let name = name
+                    .to_str()
+                    .with_context(|| format!("a name in {} is not UTF-8", host.display()))?;
+                let below = if relative.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{relative}/{name}")
+                };
+                if !skip.contains(&below.as_str()) {
+                    self.host_subtree(&entry.path(), &below, skip)?;
+                }
+            }
+        } else {
+            bail!("{} is neither a file, a directory nor a symlink", host.display());
+        }
+        Ok(())
     }
 
     fn busybox(&mut self) -> Result<()> {
@@ -117,9 +181,10 @@ impl RootFs {
         for (path, entry) in &self.entries {
             h.write(path.as_bytes());
             match entry {
-                Entry::File { data, mode } => {
+                Entry::File { data, mode, mtime } => {
                     h.write(b"f");
                     h.write(&mode.to_le_bytes());
+                    h.write(&mtime.to_le_bytes());
                     h.write(data);
                 }
                 Entry::Symlink { target } => {
@@ -136,7 +201,8 @@ impl RootFs {
         h.0
     }
 
-    /// The build context: the Dockerfile plus `rootfs/...`, with mtime 0 so Docker's cache hits.
+    /// The build context: the Dockerfile plus `rootfs/...`, with mtime 0 (a host tree's files:
+    /// theirs) so that the same content gives the same context.
     fn tar_context(&self, dockerfile: &str) -> Result<Vec<u8>> {
         let mut builder = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
@@ -150,7 +216,8 @@ impl RootFs {
             let mut header = tar::Header::new_gnu();
             header.set_mtime(0);
             match entry {
-                Entry::File { data, mode } => {
+                Entry::File { data, mode, mtime } => {
+                    header.set_mtime(*mtime);
                     header.set_entry_type(tar::EntryType::Regular);
                     header.set_size(data.len() as u64);
                     header.set_mode(*mode);
@@ -319,5 +386,61 @@ mod tests {
         c.file("/bin/x", vec![1, 2, 3], 0o644);
         assert_ne!(a.content_hash("FROM scratch"), c.content_hash("FROM scratch"));
         assert_ne!(a.content_hash("FROM scratch"), a.content_hash("FROM scratch\nENV A=1"));
+    }
+
+    #[test]
+    fn a_host_tree_keeps_modes_mtimes_and_symlinks_and_leaves_out_what_is_skipped() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let root = std::env::temp_dir().join(format!("scinit-host-tree-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let mtime = 1_613_166_224;
+        let write = |relative: &str, data: &str, mode: u32, mtime: u64| {
+            let path = root.join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, data).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(UNIX_EPOCH + Duration::from_secs(mtime)).unwrap();
+        };
+        write("bin/tool", "#!/bin/sh\n", 0o750, mtime);
+        write("lib/mod.py", "x = 1\n", 0o644, mtime);
+        write("lib/unused.so", "not wanted", 0o644, mtime);
+        write("test/test_mod.py", "not wanted", 0o644, mtime);
+        std::os::unix::fs::symlink("../bin/tool", root.join("lib/tool")).unwrap();
+        for (dir, mode) in [("", 0o755), ("bin", 0o711), ("lib", 0o700)] {
+            std::fs::set_permissions(root.join(dir), std::fs::Permissions::from_mode(mode))
+                .unwrap();
+        }
+        let tree = || {
+            let mut fs = RootFs::default();
+            fs.host_tree(&root, &["test/", "lib/unused.so"])?;
+            anyhow::Ok(fs)
+        };
+        let copied = tree();
+        write("lib/mod.py", "x = 1\n", 0o644, mtime + 1);
+        let touched = tree();
+        std::fs::remove_dir_all(&root).unwrap();
+
+        let (copied, touched) = (copied.unwrap(), touched.unwrap());
+        let at = |relative: &str| format!("{}{relative}", root.display());
+        let file = |data: &str, mode: u32| Entry::File {
+            data: Arc::new(data.as_bytes().to_vec()),
+            mode,
+            mtime,
+        };
+        let expected = BTreeMap::from([
+            (at(""), Entry::Dir { mode: 0o755 }),
+            (at("/bin"), Entry::Dir { mode: 0o711 }),
+            (at("/bin/tool"), file("#!/bin/sh\n", 0o750)),
+            (at("/lib"), Entry::Dir { mode: 0o700 }),
+            (at("/lib/mod.py"), file("x = 1\n", 0o644)),
+            (at("/lib/tool"), Entry::Symlink { target: "../bin/tool".into() }),
+        ]);
+        assert_eq!(copied.entries, expected);
+        assert_ne!(
+            copied.content_hash("FROM scratch"),
+            touched.content_hash("FROM scratch"),
+            "a file's mtime must change the tag"
+        );
     }
 }

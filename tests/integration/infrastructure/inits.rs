@@ -32,15 +32,22 @@ pub enum Capability {
     /// Can be started by another program that is PID 1 (a shell, a script): Docker's own init
     /// cannot, Docker puts it in front of the command itself.
     Wrappable,
+    /// Stops its child with a signal of the user's choosing (`--stop-signal`).
+    StopSignal,
+    /// Restarts start the new child first and stop the old one once it is ready
+    /// (`--restart-order start-first`, `--notify`, `--ready-delay-ms`, `--ready-timeout-secs`).
+    StartFirst,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 5] = [
+    pub const ALL: [Capability; 7] = [
         Capability::Ports,
         Capability::Restart,
         Capability::LiveReload,
         Capability::ScinitCli,
         Capability::Wrappable,
+        Capability::StopSignal,
+        Capability::StartFirst,
     ];
 
     /// The name used in `fixtures/inits.txt`.
@@ -51,6 +58,8 @@ impl Capability {
             Capability::LiveReload => "live-reload",
             Capability::ScinitCli => "scinit-cli",
             Capability::Wrappable => "wrappable",
+            Capability::StopSignal => "stop-signal",
+            Capability::StartFirst => "start-first",
         }
     }
 
@@ -67,6 +76,12 @@ impl Capability {
             }
             Capability::Wrappable => {
                 "is always PID 1: Docker puts it in front of the command itself"
+            }
+            Capability::StopSignal => {
+                "cannot be given a stop signal of its own (scinit's --stop-signal)"
+            }
+            Capability::StartFirst => {
+                "cannot start a new child before stopping the old one (scinit's --restart-order)"
             }
         }
     }
@@ -175,8 +190,30 @@ pub struct Intent {
     pub bind_addr: Option<String>,
     pub restart_signal: Option<String>,
     pub live_reload: Option<LiveReload>,
+    /// The signal that stops the child, for a restart or a shutdown (`--stop-signal`).
+    pub stop_signal: Option<String>,
+    /// Start the new child first, and when it counts as ready.
+    pub start_first: Option<Readiness>,
     /// Raw extra arguments in scinit's dialect (bad command lines, `--restart-delay-ms`).
     pub init_args: Vec<String>,
+}
+
+/// When a new child started first counts as ready, and how long it may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    pub signal: ReadySignal,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadySignal {
+    /// This long after it started (`--ready-delay-ms`).
+    Delay(Duration),
+    /// When it sends `READY=1` to `NOTIFY_SOCKET`, at the address the init chooses (`--notify`).
+    Notify,
+    /// When it sends `READY=1` to `NOTIFY_SOCKET` at this address (`--notify-socket`): a path,
+    /// or `@name` for an abstract socket.
+    NotifyAt(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +237,12 @@ impl Intent {
         }
         if !self.init_args.is_empty() {
             needs.push(Capability::ScinitCli);
+        }
+        if self.stop_signal.is_some() {
+            needs.push(Capability::StopSignal);
+        }
+        if self.start_first.is_some() {
+            needs.push(Capability::StartFirst);
         }
         needs
     }
@@ -356,6 +399,22 @@ fn scinit_flags(intent: &Intent) -> Vec<String> {
             reload.debounce.as_millis().to_string(),
         ]);
     }
+    if let Some(signal) = &intent.stop_signal {
+        flags.extend(["--stop-signal".into(), signal.clone()]);
+    }
+    if let Some(readiness) = &intent.start_first {
+        flags.extend(["--restart-order".into(), "start-first".into()]);
+        match &readiness.signal {
+            ReadySignal::Delay(delay) => {
+                flags.extend(["--ready-delay-ms".into(), delay.as_millis().to_string()])
+            }
+            ReadySignal::Notify => flags.push("--notify".into()),
+            ReadySignal::NotifyAt(addr) => flags.extend(["--notify-socket".into(), addr.clone()]),
+        }
+        if let Some(timeout) = readiness.timeout {
+            flags.extend(["--ready-timeout-secs".into(), timeout.as_secs_f64().to_string()]);
+        }
+    }
     flags.extend(intent.init_args.iter().cloned());
     flags
 }
@@ -365,7 +424,7 @@ mod tests {
     use super::*;
 
     const TABLE: &str = "# comment\n\
-        scinit | (built) | - | /init {scinit-flags} -- {child} | ports restart scinit-cli wrappable\n\
+        scinit | (built) | - | /init {scinit-flags} -- {child} | ports restart scinit-cli wrappable start-first stop-signal\n\
         tini   | /usr/bin/tini-static | tini | /init -g -- {child} | wrappable\n\
         docker | (docker) | - | {child} | -\n";
 
@@ -420,6 +479,48 @@ mod tests {
                 "signals"
             ]
         );
+    }
+
+    #[test]
+    fn start_first_readiness_and_the_stop_signal_become_scinit_flags() {
+        let notify = Intent {
+            stop_signal: Some("SIGINT".into()),
+            start_first: Some(Readiness {
+                signal: ReadySignal::NotifyAt("/run/notify".into()),
+                timeout: Some(Duration::from_millis(2500)),
+            }),
+            ..intent()
+        };
+        assert_eq!(
+            init("scinit").argv(&notify).unwrap(),
+            [
+                "/init",
+                "--stop-signal",
+                "SIGINT",
+                "--restart-order",
+                "start-first",
+                "--notify-socket",
+                "/run/notify",
+                "--ready-timeout-secs",
+                "2.5",
+                "--",
+                "testkit",
+                "signals"
+            ]
+        );
+        let delayed = Intent {
+            start_first: Some(Readiness {
+                signal: ReadySignal::Delay(Duration::from_millis(300)),
+                timeout: None,
+            }),
+            ..intent()
+        };
+        let argv = init("scinit").argv(&delayed);
+        assert_eq!(
+            argv.unwrap()[1..5],
+            ["--restart-order", "start-first", "--ready-delay-ms", "300"]
+        );
+        assert_eq!(init("tini").argv(&delayed).unwrap_err().capability, Capability::StartFirst);
     }
 
     #[test]

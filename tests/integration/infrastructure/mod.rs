@@ -16,7 +16,7 @@ pub mod run;
 pub mod spec;
 
 pub use container::{Container, Follower};
-pub use inits::{Capability, Init};
+pub use inits::{Capability, Init, ReadySignal};
 pub use pid1::Pid1Moment;
 pub use run::{Deviation, Run};
 pub use scinit_test_macros::scenario;

@@ -12,7 +12,7 @@ use anyhow::Result;
 
 use super::container::Container;
 use super::image::{self, RootFs};
-use super::inits::{Capability, Init, Intent, LiveReload, Unsupported};
+use super::inits::{Capability, Init, Intent, LiveReload, Readiness, ReadySignal, Unsupported};
 use super::pid1;
 use super::run::Run;
 use crate::static_build::StaticBinaries;
@@ -101,6 +101,7 @@ pub struct ContainerSpec {
     env: Vec<(String, String)>,
     limits: Limits,
     programs: Vec<(String, PathBuf)>,
+    trees: Vec<(PathBuf, Vec<String>)>,
     files: Vec<(String, Vec<u8>)>,
     published: Vec<Published>,
     sysctls: BTreeMap<String, String>,
@@ -122,6 +123,7 @@ impl ContainerSpec {
             env: Vec::new(),
             limits: Limits::default(),
             programs: Vec::new(),
+            trees: Vec::new(),
             files: Vec::new(),
             published: Vec::new(),
             sysctls: BTreeMap::new(),
@@ -192,6 +194,19 @@ impl ContainerSpec {
         self
     }
 
+    /// The signal that stops the child, for a restart or a shutdown (`--stop-signal`).
+    pub fn stop_signal(mut self, signal: &str) -> Self {
+        self.intent.stop_signal = Some(signal.to_string());
+        self
+    }
+
+    /// Restarts start the new child first and stop the old one once the new one is ready
+    /// (`--restart-order start-first`), within `timeout` if given (`--ready-timeout-secs`).
+    pub fn start_first(mut self, ready: ReadySignal, timeout: Option<Duration>) -> Self {
+        self.intent.start_first = Some(Readiness { signal: ready, timeout });
+        self
+    }
+
     pub fn network(mut self, network: Network) -> Self {
         self.network = network;
         self
@@ -220,6 +235,14 @@ impl ContainerSpec {
     /// Adds a host program (with its shared libraries) to the image at `path`.
     pub fn with_program(mut self, path: &str, host: impl Into<PathBuf>) -> Self {
         self.programs.push((path.to_string(), host.into()));
+        self
+    }
+
+    /// Copies the host directory `path` into the image at the same path, without the sub-paths
+    /// in `skip` (relative to `path`); its ELF files bring their shared libraries (see
+    /// [`RootFs::host_tree`]): an interpreter's library, a package.
+    pub fn with_host_tree(mut self, path: &str, skip: &[&str]) -> Self {
+        self.trees.push((path.into(), skip.iter().map(|s| s.to_string()).collect()));
         self
     }
 
@@ -284,6 +307,9 @@ impl ContainerSpec {
         }
         for (path, host) in &self.programs {
             fs.host_program(path, host)?;
+        }
+        for (root, skip) in &self.trees {
+            fs.host_tree(root, &skip.iter().map(String::as_str).collect::<Vec<_>>())?;
         }
         for (path, contents) in &self.files {
             fs.file(path, contents.clone(), 0o644);

@@ -1,6 +1,6 @@
 //! Load through a restart, and the restart figures it yields: shared by every scenario that
 //! restarts a server while the host sends it requests (SIGHUP restarts, live reload,
-//! `docker restart`, lighttpd).
+//! `docker restart`, the real servers).
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -6,5 +6,7 @@
 mod failure_scenarios;
 mod live_reload;
 pub mod process_lifecycle;
+mod real_servers;
+mod restart_order;
 pub mod signal_handling;
 pub mod socket_inheritance;

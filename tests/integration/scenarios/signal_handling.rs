@@ -24,7 +24,7 @@ use futures::StreamExt;
 
 use crate::infrastructure::{scenario, ContainerSpec, Pid1Moment, Pid1Wrapper, Run};
 use crate::utils::child_report::{Fact, Ready};
-use crate::utils::wait::secs;
+use crate::utils::wait::{self, secs, Polled};
 
 /// Docker's default stop timeout: `docker stop` SIGKILLs PID 1 when it has not exited by then.
 const DOCKER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -794,6 +794,79 @@ async fn hyphenated_arguments_after_the_command_reach_the_child_verbatim(run: Ru
         c,
         old_seen == ["SIGTERM"],
         "the old child saw {old_seen:?}, expected exactly [SIGTERM] (a restart)"
+    );
+    Ok(())
+}
+
+/// `--stop-signal SIGINT` (systemd's `KillSignal=`, Docker's `STOPSIGNAL`): the SIGTERM of
+/// `docker stop` reaches the child as SIGINT, its graceful stop, and it dies of it (130).
+#[scenario(needs(StopSignal))]
+async fn docker_stop_with_stop_signal_sigint_delivers_sigint_and_exit_code_is_130(
+    run: Run,
+) -> Result<()> {
+    let spec = ContainerSpec::new(&run).stop_signal("SIGINT");
+    let c = spec.child(DIES_OF_STOP_SIGNALS.iter().copied()).start().await?;
+    let exit = c.stop(DOCKER_STOP_TIMEOUT).await?;
+    let seen = c.report().await?.signal_names(None)?;
+    check_in!(c, seen == ["SIGINT"], "the child saw {seen:?}, expected exactly [SIGINT]");
+    check_in!(c, exit.code == 130, "exit code {}, expected 130 (128+SIGINT)", exit.code);
+    check_in!(c, exit.elapsed < WELL_INSIDE, "`docker stop` took {:?}", exit.elapsed);
+    Ok(())
+}
+
+/// A restart stops the old child with the stop signal too (`--stop-signal SIGINT`), not with
+/// SIGTERM: lighttpd, for one, stops gracefully only on SIGINT.
+#[scenario(needs(Restart, StopSignal))]
+async fn a_restart_stops_the_old_child_with_the_stop_signal(run: Run) -> Result<()> {
+    let spec = ContainerSpec::new(&run).stop_signal("SIGINT").restart_signal("SIGHUP");
+    let c = spec.child(DIES_OF_STOP_SIGNALS.iter().copied()).start().await?;
+    let old = c.first_ready().await?;
+    c.kill("SIGHUP").await?;
+    let new = c.fact_within("ready", 2, DELIVERY, |_| true).await?;
+    c.require(new, format_args!("no new child within {DELIVERY:?} of SIGHUP")).await?;
+    let old_seen = c.report().await?.signal_names(Some(old.pid))?;
+    check_in!(
+        c,
+        old_seen == ["SIGINT"],
+        "the old child saw {old_seen:?}, expected exactly [SIGINT]"
+    );
+    Ok(())
+}
+
+/// A child stopped by a forwarded SIGTSTP (Ctrl-Z) still shuts down gracefully on `docker
+/// stop`: a stopped process cannot act on SIGTERM until it is continued, so the init sends
+/// SIGCONT after the stop signal, as systemd does. An init that does not leaves SIGTERM pending
+/// until Docker's SIGKILL at the stop timeout (137).
+#[scenario]
+async fn a_child_stopped_by_sigtstp_still_shuts_down_gracefully_on_docker_stop(
+    run: Run,
+) -> Result<()> {
+    let child = ["testkit", "signals", "--on", "TERM=exit:0", "--on", "TSTP=stop"];
+    let c = ContainerSpec::new(&run).child(child).start().await?;
+    let child = c.first_ready().await?.pid;
+    c.kill("SIGTSTP").await?;
+    let stopped = wait::until("the child stopped by SIGTSTP", DELIVERY, || async {
+        let state = c.processes().await?.into_iter().find(|p| p.pid == child).map(|p| p.state);
+        Ok(match state.as_deref() {
+            Some("T") => Polled::Ready(()),
+            other => Polled::NotYet(format!("state {other:?}")),
+        })
+    })
+    .await;
+    check_ok!(c, stopped, "the child {child} never stopped on SIGTSTP");
+    let exit = c.stop(SHORT_STOP_TIMEOUT).await?;
+    check_in!(
+        c,
+        exit.code == 0,
+        "exit code {} after {:?}, expected 0: the stopped child never ran its SIGTERM handler",
+        exit.code,
+        exit.elapsed
+    );
+    check_in!(
+        c,
+        exit.elapsed < SHORT_STOP_TIMEOUT - secs(1),
+        "`docker stop` took {:?}",
+        exit.elapsed
     );
     Ok(())
 }

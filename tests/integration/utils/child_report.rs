@@ -95,6 +95,9 @@ impl Proc {
     }
 }
 
+/// The signals an init sends to stop its child (README "Signals").
+const STOP_SIGNALS: [&str; 3] = ["SIGTERM", "SIGINT", "SIGQUIT"];
+
 /// Everything one stream of helper output said, in order.
 #[derive(Debug, Clone, Default)]
 pub struct ChildReport {
@@ -128,14 +131,22 @@ impl ChildReport {
             .collect()
     }
 
-    /// Names of the signals seen by process `pid` (or by anyone, for `None`).
+    /// Names of the signals seen by process `pid` (or by anyone, for `None`), in order, without
+    /// a SIGCONT that comes right after a stop signal to the same process: an init may send it
+    /// so that a stopped child can act on the stop signal at all (systemd does; scinit does,
+    /// README "Signals"), and it is no signal the init forwarded. [`ChildReport::signals`]
+    /// keeps every line.
     pub fn signal_names(&self, pid: Option<i32>) -> Result<Vec<String>> {
-        Ok(self
-            .signals()?
-            .into_iter()
-            .filter(|s| pid.is_none_or(|p| p == s.pid))
-            .map(|s| s.name)
-            .collect())
+        let mut last: BTreeMap<i32, String> = BTreeMap::new();
+        let mut names = Vec::new();
+        for s in self.signals()?.into_iter().filter(|s| pid.is_none_or(|p| p == s.pid)) {
+            let after_stop = last.get(&s.pid).is_some_and(|l| STOP_SIGNALS.contains(&l.as_str()));
+            last.insert(s.pid, s.name.clone());
+            if !(s.name == "SIGCONT" && after_stop) {
+                names.push(s.name);
+            }
+        }
+        Ok(names)
     }
 
     pub fn processes(&self) -> Result<Vec<Proc>> {
@@ -258,6 +269,23 @@ mod tests {
         assert_eq!(report.readies().unwrap(), vec![Ready { pid: 7, ppid: 1, pgid: 7, sid: 1 }]);
         assert_eq!(report.signal_names(Some(7)).unwrap(), vec!["SIGUSR1"]);
         assert!(report.signal_names(Some(8)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_sigcont_right_after_a_stop_signal_is_no_forwarded_signal() {
+        let line =
+            |name: &str, pid: i32| format!("signal name={name} num=0 pid={pid} sender=1 mono_ns=1");
+        let report = ChildReport::parse(&[
+            line("SIGCONT", 7),
+            line("SIGTERM", 7),
+            line("SIGUSR1", 8),
+            line("SIGCONT", 7),
+            line("SIGCONT", 7),
+            line("SIGCONT", 8),
+        ]);
+        assert_eq!(report.signal_names(Some(7)).unwrap(), ["SIGCONT", "SIGTERM", "SIGCONT"]);
+        assert_eq!(report.signal_names(Some(8)).unwrap(), ["SIGUSR1", "SIGCONT"]);
+        assert_eq!(report.signals().unwrap().len(), 6);
     }
 
     #[test]
