@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 #[path = "../../support/figures.rs"]
 mod figures;
 
-use figures::restart;
+use figures::restart::{self, kind};
 
 /// The restart table: the figures, in column order, with their headers.
 const RESTART_TABLE: [(&str, &str); 6] = [
@@ -26,6 +26,13 @@ const RESTART_TABLE: [(&str, &str); 6] = [
     (restart::LONGEST_GAP_MS, "longest gap ms"),
     (restart::P99_MS, "p99 ms"),
     (restart::MAX_MS, "max ms"),
+];
+
+/// The restart table's `kind` column: the kind figure a row recorded, by name.
+const RESTART_KINDS: [(&str, &str); 3] = [
+    (kind::STOP_FIRST, "SIGHUP stop-first"),
+    (kind::START_FIRST, "SIGHUP start-first"),
+    (kind::DOCKER_RESTART, "docker restart"),
 ];
 
 fn main() -> ExitCode {
@@ -167,8 +174,12 @@ fn render_restart_table(records: &[Value]) -> String {
         .filter_map(|r| {
             let m = measurements(r);
             m.contains_key(restart::RESTARTS).then(|| {
-                let mut row =
-                    vec![str_of(r, "scenario").to_string(), str_of(r, "init").to_string()];
+                let kind = RESTART_KINDS.iter().find(|(k, _)| m.contains_key(*k));
+                let mut row = vec![
+                    str_of(r, "scenario").to_string(),
+                    str_of(r, "init").to_string(),
+                    kind.map_or("-", |(_, label)| label).to_string(),
+                ];
                 row.extend(
                     RESTART_TABLE
                         .iter()
@@ -181,7 +192,7 @@ fn render_restart_table(records: &[Value]) -> String {
     if rows.is_empty() {
         return String::new();
     }
-    let mut table = vec![["scenario", "init"]
+    let mut table = vec![["scenario", "init", "kind"]
         .iter()
         .chain(RESTART_TABLE.iter().map(|(_, h)| h))
         .map(|s| s.to_string())
@@ -191,7 +202,8 @@ fn render_restart_table(records: &[Value]) -> String {
 }
 
 fn render_figures(records: &[Value]) -> String {
-    let restart_keys: BTreeSet<&str> = RESTART_TABLE.iter().map(|(k, _)| *k).collect();
+    let restart_keys: BTreeSet<&str> =
+        RESTART_TABLE.iter().chain(&RESTART_KINDS).map(|(k, _)| *k).collect();
     let mut table =
         vec![vec!["scenario".to_string(), "init".into(), "figure".into(), "value".into()]];
     for r in records {
@@ -247,6 +259,7 @@ mod tests {
     const RECORDS: &str = r#"{"scenario":"a","init":"scinit","verdict":"pass","detail":"","measurements":[]}
 {"scenario":"a","init":"tini","verdict":"expected-difference","detail":"tini forwards to the pid\nmore","measurements":[]}
 {"scenario":"r","init":"scinit","verdict":"pass","detail":"","measurements":[{"name":"restarts","value":50,"unit":"count"},{"name":"failed","value":0,"unit":"count"},{"name":"rss","value":1.5,"unit":"MiB"}]}
+{"scenario":"s","init":"scinit","verdict":"pass","detail":"","measurements":[{"name":"restarts","value":10,"unit":"count"},{"name":"kind_sighup_start_first","value":1,"unit":"kind"}]}
 "#;
 
     #[test]
@@ -266,10 +279,11 @@ mod tests {
     fn restart_figures_go_to_the_restart_table_and_others_to_figures() {
         let records = parse_records(RECORDS).unwrap();
         let restarts = render_restart_table(&records);
-        assert!(restarts.contains("r         scinit  50"), "{restarts}");
+        assert!(restarts.contains("r         scinit  -                   50"), "{restarts}");
+        assert!(restarts.contains("s         scinit  SIGHUP start-first  10"), "{restarts}");
         let figures = render_figures(&records);
         assert!(figures.contains("rss     1.50 MiB"), "{figures}");
-        assert!(!figures.contains("restarts"), "{figures}");
+        assert!(!figures.contains("restarts") && !figures.contains("kind_"), "{figures}");
     }
 
     #[test]
