@@ -8,7 +8,7 @@ TARGET := x86_64-unknown-linux-gnu
 # suite against that binary, following INIT_PROFILE's row.
 INITS ?= $(if $(INIT_UNDER_TEST),$(or $(INIT_PROFILE),scinit),$(shell .ci/inits name))
 
-.PHONY: all build deps docker-check unit-test test docker-test image bench-footprint clean-images
+.PHONY: all build deps docker-check unit-test test docker-test image bench bench-footprint bench-check bench-baseline bench-selftest clean-images
 
 all: build
 
@@ -48,10 +48,31 @@ image: deps docker-check
 	for a in $$(/bin/busybox --list); do [ "$$a" = busybox ] || ln -s busybox target/image/rootfs/bin/$$a; done
 	docker build --network none -t scinit-test:latest -f docker/Dockerfile.test target/image
 
-bench-footprint: deps docker-check
-	rm -f target/test-results/records.jsonl
-	$(CARGO) test --locked --test integration -- --test-threads 1 performance::footprint
-	$(CARGO) run -q -p scinit-report -- target/test-results
+# The Docker-side benchmark (tests/bench/main.rs), one measurement at a time with nothing else on
+# the engine: start, idle memory, stop, signal forwarding and orphan reaping of every init of the
+# table as PID 1, and scinit's restarts under load. Writes target/test-results/performance.md and
+# .json with their SVG plots, and appends one line to history.jsonl. About a minute and a half on
+# two cores once the images are built.
+bench: deps docker-check
+	$(CARGO) test --locked --test bench
+
+# The footprint (memory and forwarding latency of PID 1 beside tini) is part of `make bench`.
+bench-footprint: bench
+
+# The performance gate, without Docker (bench/, README "Performance gate"): scinit's instruction
+# counts under callgrind and its latency and memory as ratios to tini-static measured alongside,
+# against fixtures/perf-baseline.json. bench-check fails when a figure is 10% or more worse (a
+# ratio: and outside its noise band); its last line says which, and by how much. About 6 s
+# once built. bench-baseline rewrites the baseline on purpose (with the date and the machine);
+# bench-selftest builds scinit with one injected regression at a time and checks each is caught.
+bench-check: deps
+	$(CARGO) run -q --locked -p scinit-bench -- check
+
+bench-baseline: deps
+	$(CARGO) run -q --locked -p scinit-bench -- baseline
+
+bench-selftest: deps
+	$(CARGO) run -q --locked -p scinit-bench -- selftest
 
 # The suite keeps its content-tagged images as a cache; this removes them all.
 clean-images: docker-check

@@ -50,24 +50,33 @@ pub fn run(mut supervisor: Supervisor, mut ctx: Context<'_>) -> i32 {
                 events.push_back(event);
             }
             while let Some(event) = events.pop_front() {
-                actions.extend(supervisor.on_event(event, Instant::now()));
+                supervisor.on_event(event, Instant::now(), &mut actions);
             }
         }
 
-        wait(&supervisor, &mut ctx, &mut events);
-        if supervisor.next_deadline().is_some_and(|deadline| deadline <= Instant::now()) {
+        // Asked once: nothing changes the supervisor while the loop waits.
+        let deadline = supervisor.next_deadline();
+        wait(deadline, supervisor.drains_on_reap(), &mut ctx, &mut events);
+        // Everything one wake-up collected has happened by then.
+        let now = Instant::now();
+        if deadline.is_some_and(|deadline| deadline <= now) {
             events.push_back(Event::Timeout);
         }
         while let Some(event) = events.pop_front() {
-            actions.extend(supervisor.on_event(event, Instant::now()));
+            supervisor.on_event(event, now, &mut actions);
         }
     }
 }
 
-/// Blocks until a signal, a file change, a notification or the next deadline, and collects the
-/// events.
-fn wait(supervisor: &Supervisor, ctx: &mut Context<'_>, events: &mut VecDeque<Event>) {
-    let timeout = match supervisor.next_deadline() {
+/// Blocks until a signal, a file change, a notification or `deadline`, and collects the
+/// events. `reap_may_drain`: see [`reaped`].
+fn wait(
+    deadline: Option<Instant>,
+    reap_may_drain: bool,
+    ctx: &mut Context<'_>,
+    events: &mut VecDeque<Event>,
+) {
+    let timeout = match deadline {
         None => PollTimeout::NONE,
         Some(deadline) => {
             // Round up: waking a millisecond early would just spin once more.
@@ -113,36 +122,42 @@ fn wait(supervisor: &Supervisor, ctx: &mut Context<'_>, events: &mut VecDeque<Ev
     // Notifications first, and also whenever signals are read (a datagram may have come after
     // poll looked): what a process sent before it exited is then always seen before its exit is
     // reaped, while its ancestry is still in /proc.
-    if notified || signals_ready {
-        for (sender, ancestors) in
-            ctx.notify.as_ref().map(NotifySocket::receive).unwrap_or_default()
-        {
+    if let Some(notify) = ctx.notify.as_ref().filter(|_| notified || signals_ready) {
+        for (sender, ancestors) in notify.receive() {
             events.push_back(Event::Ready { sender, ancestors });
         }
     }
     if signals_ready {
-        read_signals(&ctx.signals, events);
+        read_signals(&ctx.signals, reap_may_drain, events);
     }
     if files_ready && ctx.watcher.as_mut().is_some_and(Watcher::changed) {
         events.push_back(Event::FilesChanged);
     }
 }
 
-/// Drains the signalfd. SIGCHLD becomes one reaper run (however many were coalesced).
-fn read_signals(fd: &SignalFd, events: &mut VecDeque<Event>) {
+/// Drains the signalfd, a batch of signals per `read` (one `read` per wake-up, in practice).
+/// SIGCHLD becomes one reaper run (however many were coalesced).
+fn read_signals(fd: &SignalFd, reap_may_drain: bool, events: &mut VecDeque<Event>) {
     let mut reap = false;
+    let mut batch = signals::Batch::new();
     loop {
-        match fd.read_signal() {
-            Ok(Some(info)) => {
-                let signo = info.ssi_signo as i32;
-                if signo == libc::SIGCHLD {
-                    reap = true;
-                } else {
-                    debug!("received {} from pid {}", signals::name(signo), info.ssi_pid);
-                    events.push_back(Event::Signal(signo));
+        match batch.read(fd) {
+            Ok(received) => {
+                for info in received {
+                    let signo = info.ssi_signo as i32;
+                    if signo == libc::SIGCHLD {
+                        reap = true;
+                    } else {
+                        debug!("received {} from pid {}", signals::name(signo), info.ssi_pid);
+                        events.push_back(Event::Signal(signo));
+                    }
+                }
+                // A short read took everything pending; a full one may have left some.
+                if received.len() < signals::Batch::LEN {
+                    break;
                 }
             }
-            Ok(None) | Err(Errno::EAGAIN) => break,
+            Err(Errno::EAGAIN) => break,
             Err(Errno::EINTR) => continue,
             Err(errno) => {
                 error!("reading signals failed: {}", errno.desc());
@@ -151,14 +166,18 @@ fn read_signals(fd: &SignalFd, events: &mut VecDeque<Event>) {
         }
     }
     if reap {
-        events.push_back(reaped(reap::drain()));
+        events.push_back(reaped(reap::drain(), reap_may_drain));
     }
 }
 
-fn reaped(drained: reap::Drained) -> Event {
+/// The reaper's findings as an event. `may_drain`: whether the supervisor can end up draining on
+/// it ([`Supervisor::drains_on_reap`]); only then does it need to know whether processes that
+/// are not scinit's children are left.
+fn reaped(drained: reap::Drained, may_drain: bool) -> Event {
     // Only worth a /proc scan once no child is left: before that, a SIGCHLD will come.
-    let others_left =
-        drained.no_children_left && reap::descendants().is_some_and(|pids| !pids.is_empty());
+    let others_left = drained.no_children_left
+        && may_drain
+        && reap::descendants().is_some_and(|pids| !pids.is_empty());
     Event::Reaped { exits: drained.exits, no_children_left: drained.no_children_left, others_left }
 }
 
@@ -171,6 +190,10 @@ fn perform(action: Action, ctx: &mut Context<'_>) -> Option<Event> {
             Err(failure) => Event::SpawnFailed { code: failure.code, message: failure.message },
         }),
         Action::SignalChild { pid, signo } => {
+            #[cfg(feature = "regress-forward-cpu")]
+            crate::regress::forward_cpu();
+            #[cfg(feature = "regress-forward-sleep")]
+            crate::regress::forward_sleep();
             // The whole group: the child's own children (a shell's pipeline, workers) get it
             // too. If the child left its group (setsid), fall back to the child itself.
             let result = match signals::send(-pid, signo) {
@@ -195,7 +218,8 @@ fn perform(action: Action, ctx: &mut Context<'_>) -> Option<Event> {
             signal_descendants(signo, &spared, true);
             None
         }
-        Action::Reap => Some(reaped(reap::drain())),
+        // Only draining asks for a reaper run.
+        Action::Reap => Some(reaped(reap::drain(), true)),
         Action::Log(level, message) => {
             log::at(level, format_args!("{message}"));
             None

@@ -54,17 +54,26 @@ pub fn at(level: Level, message: std::fmt::Arguments<'_>) {
     }
 }
 
+/// The macros check the level before anything else: their arguments (signal names, pids) are
+/// not even evaluated for a line that is not written, which is most lines on a busy PID 1.
+macro_rules! log_at {
+    ($level:expr, $($arg:tt)*) => {
+        if $crate::log::enabled($level) {
+            $crate::log::line(format_args!($($arg)*))
+        }
+    };
+}
 macro_rules! error {
-    ($($arg:tt)*) => { $crate::log::at($crate::log::Level::Error, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { log_at!($crate::log::Level::Error, $($arg)*) };
 }
 macro_rules! warn {
-    ($($arg:tt)*) => { $crate::log::at($crate::log::Level::Warn, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { log_at!($crate::log::Level::Warn, $($arg)*) };
 }
 macro_rules! info {
-    ($($arg:tt)*) => { $crate::log::at($crate::log::Level::Info, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { log_at!($crate::log::Level::Info, $($arg)*) };
 }
 macro_rules! debug {
-    ($($arg:tt)*) => { $crate::log::at($crate::log::Level::Debug, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { log_at!($crate::log::Level::Debug, $($arg)*) };
 }
 
 #[cfg(test)]

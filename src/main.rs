@@ -5,6 +5,8 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+// scinit is entered through C's `main` (`c_main` below), not Rust's runtime: see there why.
+#![cfg_attr(not(test), no_main)]
 
 // First, so that its macros (`error!`, `warn!`, `info!`, `debug!`) are in scope everywhere.
 #[macro_use]
@@ -14,6 +16,12 @@ mod event_loop;
 mod exit_status;
 mod notify;
 mod reap;
+#[cfg(any(
+    feature = "regress-forward-cpu",
+    feature = "regress-forward-sleep",
+    feature = "regress-idle-memory"
+))]
+mod regress;
 mod signals;
 mod sockets;
 mod spawn;
@@ -26,12 +34,30 @@ use std::path::PathBuf;
 use crate::cli::{Config, Parsed};
 use crate::exit_status::Fatal;
 
+/// The process's entry point, called by glibc's start-up code in place of Rust's runtime
+/// (`lang_start`). That runtime's set-up costs more than all of scinit's own start-up (its
+/// stack-overflow guard parses `/proc/self/maps` with `sscanf`, some 40,000 instructions, for
+/// a process that never recurses), and of the rest scinit needs only one piece, done in
+/// `main`: stdio that is open. Its other pieces change nothing here: the arguments still come
+/// through `std::env` (glibc hands them to std before `main`); SIGPIPE, which it would ignore, is
+/// blocked like every other signal, so a write to a closed pipe fails with `EPIPE` either way;
+/// and without the overflow guard a stack overflow is a plain SIGSEGV instead of one line first.
+#[cfg(not(test))]
+#[export_name = "main"]
+extern "C" fn c_main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    main();
+    0
+}
+
 fn main() {
     // Before *anything else*: a signal that arrives before the loop runs must stay pending,
     // not kill scinit through a default disposition or be lost. No thread or child exists yet,
     // so the mask applies to everything scinit will ever run.
     let outcome = match signals::block_all() {
-        Ok(()) => run(),
+        Ok(()) => open_closed_stdio().and_then(|()| run()),
         Err(errno) => Err(Fatal::setup(format!("cannot block signals: {}", errno.desc()))),
     };
     let code = outcome.unwrap_or_else(|fatal| {
@@ -39,6 +65,25 @@ fn main() {
         fatal.code
     });
     std::process::exit(code);
+}
+
+/// Opens `/dev/null` on whichever of fds 0, 1 and 2 is closed, as Rust's runtime would have
+/// (see `c_main`): otherwise the signalfd or a listening socket would take that number, and the
+/// child would get it as its stdin, stdout or stderr.
+fn open_closed_stdio() -> Result<(), Fatal> {
+    let mut stdio = [0, 1, 2].map(|fd| nix::libc::pollfd { fd, events: 0, revents: 0 });
+    // SAFETY: `stdio` is a valid array of 3 pollfds for the duration of the call; a zero
+    // timeout only reports which fds are open (`POLLNVAL` for a closed one).
+    if unsafe { nix::libc::poll(stdio.as_mut_ptr(), 3, 0) } < 0 {
+        return Ok(());
+    }
+    // Each open takes the lowest free fd: the closed ones, in order. Kept open for good.
+    for _ in stdio.iter().filter(|fd| fd.revents & nix::libc::POLLNVAL != 0) {
+        nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDWR, nix::sys::stat::Mode::empty())
+            .map(std::os::fd::IntoRawFd::into_raw_fd)
+            .map_err(|e| Fatal::setup(format!("cannot open /dev/null: {}", e.desc())))?;
+    }
+    Ok(())
 }
 
 fn run() -> Result<i32, Fatal> {
@@ -78,6 +123,8 @@ fn set_up_and_run(config: &Config) -> Result<i32, Fatal> {
     );
     let foreground = spawn::Foreground::detect();
     let spawner = spawn::Spawner::new(&config.command, env, &listeners, foreground)?;
+    #[cfg(feature = "regress-idle-memory")]
+    regress::idle_memory();
 
     let supervisor = supervisor::Supervisor::new(supervisor::Settings {
         grace: config.graceful_timeout,
@@ -91,6 +138,7 @@ fn set_up_and_run(config: &Config) -> Result<i32, Fatal> {
             None => supervisor::Readiness::Delay(config.ready_delay),
         },
         ready_timeout: config.ready_timeout,
+        log_level: config.log_level,
     });
     let context = event_loop::Context { signals: signalfd, watcher, notify, spawner };
     let code = event_loop::run(supervisor, context);

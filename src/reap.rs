@@ -5,8 +5,14 @@
 //! (catatonit#4) is still reaped completely: the drain runs until `waitpid` reports that nothing
 //! more has exited (0) or that no children are left (`ECHILD`).
 
+use std::ffi::CStr;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, OwnedFd};
+
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::libc;
+use nix::sys::stat::Mode;
 
 use crate::exit_status;
 
@@ -76,19 +82,18 @@ pub fn wait_for(pid: i32) {
 /// then a pid found there could be anybody's, and nothing is signalled.
 pub fn descendants() -> Option<Vec<i32>> {
     let own = std::process::id() as i32;
-    let proc_self: i32 = std::fs::read_link("/proc/self").ok()?.to_str()?.parse().ok()?;
-    if proc_self != own {
+    let proc = Proc::open()?;
+    if proc.self_pid()? != own {
         return None;
     }
-    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            Some((pid, parse_stat_ppid(&stat)?))
-        })
-        .collect();
+    let mut parents: Vec<(i32, i32)> = Vec::new();
+    proc.each_pid(|pid| {
+        if let Some((state, ppid)) = proc.stat(pid) {
+            if !exited(state) {
+                parents.push((pid, ppid));
+            }
+        }
+    });
     let mut roots = vec![own];
     if own == 1 {
         roots.push(0);
@@ -104,10 +109,13 @@ pub fn descendants() -> Option<Vec<i32>> {
 pub fn ancestors(pid: i32) -> Vec<i32> {
     let own = std::process::id() as i32;
     let mut chain = Vec::new();
+    let Some(proc) = Proc::open() else {
+        return chain;
+    };
     let mut current = pid;
-    while let Some(parent) = std::fs::read_to_string(format!("/proc/{current}/stat"))
-        .ok()
-        .and_then(|stat| parse_stat(&stat).map(|(_, ppid)| ppid))
+    while let Some(parent) = proc
+        .stat(current)
+        .map(|(_, ppid)| ppid)
         .filter(|&ppid| ppid > 0 && ppid != own && ppid != pid && !chain.contains(&ppid))
     {
         chain.push(parent);
@@ -116,21 +124,141 @@ pub fn ancestors(pid: i32) -> Vec<i32> {
     chain
 }
 
-/// The ppid field of `/proc/<pid>/stat`, or `None` for a process that has already exited (state
-/// `Z`, or `X` while it is being removed): it only waits to be reaped, so it is not "still
-/// running" and signalling it does nothing.
-fn parse_stat_ppid(stat: &str) -> Option<i32> {
-    parse_stat(stat).filter(|(state, _)| !matches!(*state, "Z" | "X")).map(|(_, ppid)| ppid)
+/// A process that has exited (state `Z`, or `X` while it is being removed): it only waits to be
+/// reaped, so it is not "still running" and signalling it does nothing.
+fn exited(state: u8) -> bool {
+    matches!(state, b'Z' | b'X')
+}
+
+/// `/proc`, read with plain system calls into buffers on the stack: scinit scans it at every
+/// shutdown, and `std::fs` would allocate a path, a name and a string for each of its entries
+/// (most of them not processes at all).
+struct Proc(OwnedFd);
+
+impl Proc {
+    fn open() -> Option<Proc> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        nix::fcntl::open("/proc", flags, Mode::empty()).ok().map(Proc)
+    }
+
+    /// The pid that `/proc/self` names: scinit's own if `/proc` is its PID namespace's.
+    fn self_pid(&self) -> Option<i32> {
+        let mut link = [0u8; 16];
+        // SAFETY: the kernel writes at most `link.len()` bytes into `link`; the path is a
+        // NUL-terminated literal.
+        let length = unsafe {
+            libc::readlinkat(
+                self.0.as_raw_fd(),
+                c"self".as_ptr(),
+                link.as_mut_ptr().cast(),
+                link.len(),
+            )
+        };
+        parse_pid(link.get(..usize::try_from(length).ok()?)?)
+    }
+
+    /// Calls `each` with every pid `/proc` lists. A failed read ends the listing.
+    fn each_pid(&self, mut each: impl FnMut(i32)) {
+        // Left uninitialised: zeroing it would cost more than parsing what the kernel writes.
+        let mut records = [MaybeUninit::<u8>::uninit(); 4096];
+        loop {
+            // SAFETY: the kernel writes at most `records.len()` bytes of whole records into it.
+            let filled = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    self.0.as_raw_fd(),
+                    records.as_mut_ptr(),
+                    records.len(),
+                )
+            };
+            let filled = match usize::try_from(filled) {
+                Ok(filled) if filled > 0 => filled.min(records.len()),
+                _ => return,
+            };
+            // SAFETY: the kernel has just written the first `filled` bytes.
+            let filled =
+                unsafe { std::slice::from_raw_parts(records.as_ptr().cast::<u8>(), filled) };
+            dirent_names(filled).filter_map(parse_pid).for_each(&mut each);
+        }
+    }
+
+    /// The state and ppid of `pid`, from `/proc/<pid>/stat`.
+    fn stat(&self, pid: i32) -> Option<(u8, i32)> {
+        let mut path = [0u8; 24];
+        let length = stat_path(pid, &mut path)?;
+        let path = CStr::from_bytes_with_nul(path.get(..length)?).ok()?;
+        let file =
+            nix::fcntl::openat(&self.0, path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .ok()?;
+        // The fields scinit reads end within 90 bytes: the pid (7 digits at most), the command
+        // name (16 bytes, 64 for a kernel thread), the state, the ppid. Reading more would only
+        // make the search for the name's end longer.
+        let mut stat = [0u8; 128];
+        let read = nix::unistd::read(&file, &mut stat).ok()?;
+        parse_stat(stat.get(..read)?)
+    }
+}
+
+/// Writes `<pid>/stat` and a NUL into `path`; returns the length including the NUL.
+fn stat_path(pid: i32, path: &mut [u8; 24]) -> Option<usize> {
+    let mut digits = [0u8; 10];
+    let mut rest = u32::try_from(pid).ok()?;
+    let mut count = 0;
+    loop {
+        *digits.get_mut(count)? = b'0' + (rest % 10) as u8;
+        count += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let digits = digits.get(..count)?.iter().rev();
+    let mut length = 0;
+    for (slot, byte) in path.iter_mut().zip(digits.chain(b"/stat\0")) {
+        *slot = *byte;
+        length += 1;
+    }
+    Some(length)
+}
+
+/// The names in a buffer of `linux_dirent64` records, as `getdents64` fills it: each record is
+/// an inode (8 bytes), an offset (8), the record's length (2), a type (1), then the name,
+/// NUL-terminated and padded with more NULs.
+fn dirent_names(mut records: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let length = u16::from_ne_bytes([*records.get(16)?, *records.get(17)?]) as usize;
+        let record = records.get(..length)?;
+        records = records.get(length..)?;
+        record.get(19..)
+    })
+}
+
+/// A directory name that is a pid: decimal digits only, up to the end or a NUL. Anything else
+/// is rejected at its first byte, which is all most of `/proc`'s entries cost.
+fn parse_pid(name: &[u8]) -> Option<i32> {
+    let mut pid: i32 = 0;
+    let mut digits = 0;
+    for &byte in name.iter().take_while(|&&byte| byte != 0) {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        pid = pid.checked_mul(10)?.checked_add(i32::from(byte - b'0'))?;
+        digits += 1;
+    }
+    (digits > 0).then_some(pid)
 }
 
 /// The state and ppid fields of `/proc/<pid>/stat`. The command name may contain spaces and
-/// parentheses, so fields are counted after the *last* `)`.
-fn parse_stat(stat: &str) -> Option<(&str, i32)> {
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    // Fields after the name: state, ppid, ...
-    let mut fields = after_comm.split_whitespace();
-    let state = fields.next()?;
-    Some((state, fields.next()?.parse().ok()?))
+/// parentheses (and need not be UTF-8), so fields are counted after the *last* `)`. `stat` may
+/// be only the start of the file: the ppid counts only if the next field has begun.
+fn parse_stat(stat: &[u8]) -> Option<(u8, i32)> {
+    let after_comm = stat.get(stat.iter().rposition(|&b| b == b')')? + 1..)?;
+    // Fields after the name: state, ppid, pgrp, ...
+    let mut fields = std::str::from_utf8(after_comm).ok()?.split_ascii_whitespace();
+    let state = fields.next()?.bytes().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    fields.next()?;
+    Some((state, ppid))
 }
 
 /// Transitive descendants of `roots` in a (pid, ppid) table, `exclude` left out.
@@ -154,16 +282,72 @@ mod tests {
 
     #[test]
     fn ppid_is_read_after_the_last_parenthesis_of_the_name() {
-        assert_eq!(parse_stat_ppid("42 (sleep) S 7 42 42 0 -1"), Some(7));
-        assert_eq!(parse_stat_ppid("42 (a) b) (c) R 9 42 42 0"), Some(9));
-        assert_eq!(parse_stat_ppid("garbage"), None);
+        assert_eq!(parse_stat(b"42 (sleep) S 7 42 42 0 -1"), Some((b'S', 7)));
+        assert_eq!(parse_stat(b"42 (a) b) (c) R 9 42 42 0"), Some((b'R', 9)));
+        assert_eq!(parse_stat(b"42 (\xff\xfe)) S 3 42"), Some((b'S', 3)));
+        assert_eq!(parse_stat(b"garbage"), None);
+        assert_eq!(parse_stat(b"42 (sleep) S"), None);
+        // Cut short within the ppid: it may be missing digits.
+        assert_eq!(parse_stat(b"42 (sleep) S 71"), None);
     }
 
     #[test]
     fn processes_that_have_exited_but_are_not_reaped_yet_are_not_running() {
-        assert_eq!(parse_stat_ppid("42 (sleep) Z 7 42 42 0 -1"), None);
-        assert_eq!(parse_stat_ppid("42 (a) Z) X 7 42 42 0 -1"), None);
-        assert_eq!(parse_stat_ppid("42 (sleep) D 7 42 42 0 -1"), Some(7));
+        assert_eq!(parse_stat(b"42 (a) Z) X 7 42 42 0 -1"), Some((b'X', 7)));
+        assert!(exited(b'Z') && exited(b'X'));
+        assert!(!exited(b'D') && !exited(b'S') && !exited(b'T'));
+    }
+
+    /// `linux_dirent64` records as `getdents64` writes them, padded to 8 bytes.
+    fn records(names: &[&str]) -> Vec<u8> {
+        let mut buffer = Vec::new();
+        for name in names {
+            let length = (19 + name.len() + 1).div_ceil(8) * 8;
+            let mut record = vec![0u8; length];
+            record[16..18].copy_from_slice(&(length as u16).to_ne_bytes());
+            record[19..19 + name.len()].copy_from_slice(name.as_bytes());
+            buffer.extend(record);
+        }
+        buffer
+    }
+
+    #[test]
+    fn directory_records_give_their_names_and_pids_are_the_numeric_ones() {
+        let buffer = records(&[".", "..", "1", "acpi", "self", "4194304", "12a"]);
+        let names: Vec<&[u8]> =
+            dirent_names(&buffer).map(|name| name.split(|&b| b == 0).next().unwrap()).collect();
+        assert_eq!(names, [&b"."[..], b"..", b"1", b"acpi", b"self", b"4194304", b"12a"]);
+        let pids: Vec<i32> = dirent_names(&buffer).filter_map(parse_pid).collect();
+        assert_eq!(pids, [1, 4194304]);
+        // A truncated record ends the list instead of being misread.
+        assert_eq!(dirent_names(&buffer[..buffer.len() - 1]).count(), 6);
+        assert_eq!(parse_pid(b""), None);
+        assert_eq!(parse_pid(b"\0\0"), None);
+        assert_eq!(parse_pid(b"17"), Some(17));
+        assert_eq!(parse_pid(b"99999999999"), None);
+    }
+
+    #[test]
+    fn stat_paths_are_written_with_their_nul() {
+        let mut path = [0u8; 24];
+        assert_eq!(stat_path(4194304, &mut path), Some(13));
+        assert_eq!(&path[..13], b"4194304/stat\0");
+        assert_eq!(stat_path(1, &mut path), Some(7));
+        assert_eq!(&path[..7], b"1/stat\0");
+        assert_eq!(stat_path(-1, &mut path), None);
+    }
+
+    #[test]
+    fn proc_lists_this_process_with_its_parent() {
+        let own = std::process::id() as i32;
+        let proc = Proc::open().unwrap();
+        assert_eq!(proc.self_pid(), Some(own));
+        let mut pids = Vec::new();
+        proc.each_pid(|pid| pids.push(pid));
+        assert!(pids.contains(&own) && pids.contains(&1), "{pids:?}");
+        let parent = nix::unistd::getppid().as_raw();
+        assert!(matches!(proc.stat(own), Some((_, ppid)) if ppid == parent));
+        assert_eq!(proc.stat(i32::MAX), None);
     }
 
     #[test]
@@ -191,9 +375,8 @@ mod tests {
 
     #[test]
     fn a_process_that_exited_but_is_not_reaped_still_has_its_parent() {
-        assert_eq!(parse_stat("42 (notify) Z 7 42 42 0 -1"), Some(("Z", 7)));
-        assert_eq!(parse_stat("42 (a) b) S 9 42"), Some(("S", 9)));
-        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat(b"42 (notify) Z 7 42 42 0 -1"), Some((b'Z', 7)));
+        assert_eq!(parse_stat(b"42 (a) b) S 9 42"), Some((b'S', 9)));
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! `main` and read from a signalfd in the event loop, so a signal sent at any moment (even before
 //! the child exists) stays pending and is never lost.
 
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
+
 use nix::errno::Errno;
 use nix::libc;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -43,6 +46,32 @@ pub fn open_signalfd() -> Result<SignalFd, Errno> {
     SignalFd::with_flags(&handled_set(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
 
+/// Room for the signals one `read` of the signalfd takes: more than ever pile up between two
+/// wake-ups in practice, so one `read` per wake-up drains it (`read_signal` would take two, the
+/// second only to learn that nothing is left). Left uninitialised: zeroing it would cost more
+/// than the rest of forwarding a signal.
+pub struct Batch([MaybeUninit<libc::signalfd_siginfo>; Batch::LEN]);
+
+impl Batch {
+    pub const LEN: usize = 16;
+
+    pub fn new() -> Batch {
+        Batch([MaybeUninit::uninit(); Batch::LEN])
+    }
+
+    /// Reads what is pending, up to [`Batch::LEN`] signals; `EAGAIN` when nothing is.
+    pub fn read(&mut self, fd: &SignalFd) -> Result<&[libc::signalfd_siginfo], Errno> {
+        // SAFETY: the kernel writes at most the buffer's size into it, in whole records.
+        let read = Errno::result(unsafe {
+            libc::read(fd.as_raw_fd(), self.0.as_mut_ptr().cast(), std::mem::size_of_val(&self.0))
+        })?;
+        let count = (read as usize / std::mem::size_of::<libc::signalfd_siginfo>()).min(Batch::LEN);
+        // SAFETY: the first `count` records were written by the kernel just now, and any bytes
+        // are a valid record (plain integers).
+        Ok(unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), count) })
+    }
+}
+
 /// What scinit does with a signal it received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -63,21 +92,33 @@ pub fn classify(signo: i32, restart_signal: Option<i32>) -> Class {
     if restart_signal == Some(signo) {
         return Class::Restart;
     }
-    match Signal::try_from(signo) {
-        Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => Class::Stop,
-        Ok(Signal::SIGCHLD) => Class::Reap,
+    match signo {
+        libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => Class::Stop,
+        libc::SIGCHLD => Class::Reap,
         _ => Class::Forward,
     }
 }
 
-/// `SIGTERM`, or `SIGRTMIN+N` for real-time signals, for logs.
-pub fn name(signo: i32) -> String {
-    match Signal::try_from(signo) {
-        Ok(signal) => signal.as_str().to_string(),
-        Err(_) if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&signo) => {
-            format!("SIGRTMIN+{}", signo - libc::SIGRTMIN())
+/// `SIGTERM`, or `SIGRTMIN+N` for real-time signals, for logs: written straight into the line,
+/// so a name costs nothing unless a line is written.
+pub fn name(signo: i32) -> Name {
+    Name(signo)
+}
+
+/// A signal's name, see [`name`].
+#[derive(Debug, Clone, Copy)]
+pub struct Name(i32);
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let signo = self.0;
+        match Signal::try_from(signo) {
+            Ok(signal) => f.write_str(signal.as_str()),
+            Err(_) if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&signo) => {
+                write!(f, "SIGRTMIN+{}", signo - libc::SIGRTMIN())
+            }
+            Err(_) => write!(f, "signal {signo}"),
         }
-        Err(_) => format!("signal {signo}"),
     }
 }
 
@@ -273,8 +314,30 @@ mod tests {
     }
 
     #[test]
+    fn one_read_takes_every_pending_signal() {
+        // Blocked in this thread only, and sent to this thread only: the test's own threads
+        // keep their masks.
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGUSR1);
+        set.add(Signal::SIGUSR2);
+        let old = set.thread_swap_mask(SigmaskHow::SIG_BLOCK).unwrap();
+        let fd =
+            SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).unwrap();
+        for signo in [libc::SIGUSR2, libc::SIGUSR1] {
+            // SAFETY: a signal blocked in this thread, to this thread.
+            assert_eq!(unsafe { libc::pthread_kill(libc::pthread_self(), signo) }, 0);
+        }
+        let mut batch = Batch::new();
+        let received: Vec<u32> = batch.read(&fd).unwrap().iter().map(|i| i.ssi_signo).collect();
+        assert_eq!(received, [libc::SIGUSR1 as u32, libc::SIGUSR2 as u32]);
+        assert_eq!(batch.read(&fd).err(), Some(Errno::EAGAIN));
+        old.thread_set_mask().unwrap();
+    }
+
+    #[test]
     fn names_are_readable_for_realtime_signals() {
-        assert_eq!(name(libc::SIGTERM), "SIGTERM");
-        assert_eq!(name(libc::SIGRTMIN() + 3), "SIGRTMIN+3");
+        assert_eq!(name(libc::SIGTERM).to_string(), "SIGTERM");
+        assert_eq!(name(libc::SIGRTMIN() + 3).to_string(), "SIGRTMIN+3");
+        assert_eq!(name(32).to_string(), "signal 32");
     }
 }

@@ -1,6 +1,6 @@
 //! The supervisor: a pure state machine that decides what scinit does.
 //!
-//! `on_event(Event, now) -> Vec<Action>` performs no system calls: the event loop turns raw
+//! `on_event(Event, now, &mut actions)` performs no system calls: the event loop turns raw
 //! input (signalfd, reaper, inotify, notify socket, deadlines) into [`Event`]s and performs the
 //! returned [`Action`]s. Escalation timing, restart sequencing, readiness and debouncing are
 //! therefore plain unit tests below, with a synthetic clock.
@@ -39,6 +39,8 @@
 //!   exit with the main child's code. A stop signal while no child runs (`Delaying`, `Idle`) goes
 //!   straight to `Draining`.
 
+use std::collections::VecDeque;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use nix::libc;
@@ -69,6 +71,8 @@ pub struct Settings {
     pub readiness: Readiness,
     /// How long a new child started first may take to be ready.
     pub ready_timeout: Duration,
+    /// The most verbose level logged (`SCINIT_LOG`): lines beyond it are not even formatted.
+    pub log_level: Level,
 }
 
 /// `--restart-order`.
@@ -228,14 +232,27 @@ impl Supervisor {
         }
     }
 
+    fn debug(&self, message: fmt::Arguments<'_>) -> Action {
+        line(self.settings.log_level, Level::Debug, message)
+    }
+
+    fn info(&self, message: fmt::Arguments<'_>) -> Action {
+        line(self.settings.log_level, Level::Info, message)
+    }
+
+    fn warn(&self, message: fmt::Arguments<'_>) -> Action {
+        line(self.settings.log_level, Level::Warn, message)
+    }
+
     /// The actions that start everything.
     pub fn start(&self) -> Vec<Action> {
         vec![Action::Spawn]
     }
 
-    /// The earliest moment at which `Event::Timeout` must be delivered, if any.
+    /// The earliest moment at which `Event::Timeout` must be delivered, if any. The loop asks
+    /// before every wait: plain comparisons, no iterator chains.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let state_deadline = match self.state {
+        let mut next = match self.state {
             State::Stopping { deadline, killed: false, .. }
             | State::Draining { deadline, recheck: None, .. } => Some(deadline),
             State::Draining { deadline, recheck: Some(recheck), .. } => Some(deadline.min(recheck)),
@@ -243,10 +260,14 @@ impl Supervisor {
             State::Overlap { started, .. } => Some(self.ready_deadline(started)),
             _ => None,
         };
-        let retiring = self.retiring.iter().filter(|r| !r.killed).map(|r| r.deadline).min();
+        for retiring in self.retiring.iter().filter(|r| !r.killed) {
+            next = earliest(next, Some(retiring.deadline));
+        }
         // A pending debounce is moot once a shutdown has begun.
-        let debounce = if self.shutting_down() { None } else { self.debounce_deadline };
-        [state_deadline, retiring, debounce].into_iter().flatten().min()
+        if !self.shutting_down() {
+            next = earliest(next, self.debounce_deadline);
+        }
+        next
     }
 
     /// When a new child that started at `started` is ready without `READY=1`, or given up.
@@ -265,46 +286,65 @@ impl Supervisor {
         )
     }
 
-    /// Decides what to do about one event.
-    pub fn on_event(&mut self, event: Event, now: Instant) -> Vec<Action> {
+    /// Whether a reaper run can end in a drain, which needs to know whether processes that are
+    /// not scinit's children are left (a `/proc` scan, see `Event::Reaped`). Not while a
+    /// stop-first restart waits for the old child, its restart delay or the next trigger: an
+    /// exit then starts the next child or ends nothing.
+    pub fn drains_on_reap(&self) -> bool {
+        !matches!(
+            self.state,
+            State::Stopping { then: Then::Respawn, .. }
+                | State::Delaying { .. }
+                | State::Idle { .. }
+        )
+    }
+
+    /// Decides what to do about one event; appends the actions to `actions`.
+    pub fn on_event(&mut self, event: Event, now: Instant, actions: &mut VecDeque<Action>) {
         if self.state == State::Exited {
-            return Vec::new();
+            return;
         }
-        let mut actions = match event {
-            Event::Signal(signo) => self.on_signal(signo, now),
+        match event {
+            Event::Signal(signo) => self.on_signal(signo, now, actions),
             Event::Reaped { exits, no_children_left, others_left } => {
-                self.on_reaped(&exits, no_children_left, others_left, now)
+                actions.extend(self.on_reaped(&exits, no_children_left, others_left, now))
             }
             Event::FilesChanged => {
                 if !self.shutting_down() {
                     self.debounce_deadline = Some(now + self.settings.debounce);
                 }
-                Vec::new()
             }
-            Event::Ready { sender, ancestors } => self.on_ready(sender, &ancestors, now),
-            Event::Spawned(pid) => self.on_spawned(pid, now),
-            Event::SpawnFailed { code, message } => self.on_spawn_failed(code, message),
-            Event::Timeout => self.on_timeout(now),
-        };
+            Event::Ready { sender, ancestors } => {
+                actions.extend(self.on_ready(sender, &ancestors, now))
+            }
+            Event::Spawned(pid) => actions.extend(self.on_spawned(pid, now)),
+            Event::SpawnFailed { code, message } => {
+                actions.extend(self.on_spawn_failed(code, message))
+            }
+            Event::Timeout => actions.extend(self.on_timeout(now)),
+        }
         // After the whole event (a reaper batch may hold both children's exits), so that the
         // pending restart starts from where the current one really ended.
         if self.restart_pending && matches!(self.state, State::Running { .. }) {
             self.restart_pending = false;
-            actions.extend(self.restart(now, "restart requested during the previous one"));
+            actions.extend(self.restart(now, &"restart requested during the previous one"));
         }
-        actions
     }
 
-    fn on_signal(&mut self, signo: i32, now: Instant) -> Vec<Action> {
+    /// A forwarded signal, the one event of a busy scinit, is pushed as it is: no allocation.
+    fn on_signal(&mut self, signo: i32, now: Instant, actions: &mut VecDeque<Action>) {
         match signals::classify(signo, self.settings.restart_signal) {
-            Class::Stop => self.on_stop(signo, now),
-            Class::Restart => self.restart(now, &format!("{} received", signals::name(signo))),
+            Class::Stop => actions.extend(self.on_stop(signo, now)),
+            Class::Restart => {
+                let why = format_args!("{} received", signals::name(signo));
+                actions.extend(self.restart(now, &why))
+            }
             // The loop reaps on SIGCHLD itself; nothing to decide here.
-            Class::Reap => Vec::new(),
-            Class::Forward => match self.main_child() {
-                Some(pid) => vec![Action::SignalChild { pid, signo }],
-                None => vec![debug(format!("no child to forward {} to", signals::name(signo)))],
-            },
+            Class::Reap => {}
+            Class::Forward => actions.push_back(match self.main_child() {
+                Some(pid) => Action::SignalChild { pid, signo },
+                None => self.debug(format_args!("no child to forward {} to", signals::name(signo))),
+            }),
         }
     }
 
@@ -338,7 +378,8 @@ impl Supervisor {
                     killed: false,
                     then: Then::Drain,
                 };
-                let mut actions = vec![info(format!("{name} received: stopping child {child}"))];
+                let mut actions =
+                    vec![self.info(format_args!("{name} received: stopping child {child}"))];
                 actions.extend(stop(child, sent));
                 actions
             }
@@ -349,7 +390,7 @@ impl Supervisor {
                 self.state =
                     State::Stopping { child: old, deadline, killed: false, then: Then::Drain };
                 self.retiring.push(Retiring { pid: new, deadline, killed: false });
-                let mut actions = vec![info(format!(
+                let mut actions = vec![self.info(format_args!(
                     "{name} received during a restart: stopping child {old} and the new child {new}"
                 ))];
                 actions.extend(stop(old, sent));
@@ -360,8 +401,9 @@ impl Supervisor {
             // the restart began, so its grace period keeps running rather than starting over.
             State::Stopping { child, deadline, killed, then: Then::Respawn } => {
                 self.state = State::Stopping { child, deadline, killed, then: Then::Drain };
-                let mut actions =
-                    vec![info(format!("{name} received during a restart: shutting down"))];
+                let mut actions = vec![
+                    self.info(format_args!("{name} received during a restart: shutting down"))
+                ];
                 actions.extend(stop(child, sent));
                 actions
             }
@@ -372,7 +414,9 @@ impl Supervisor {
             }
             State::Delaying { code, .. } | State::Idle { code } => {
                 let mut actions =
-                    vec![info(format!("{name} received with no child running: shutting down"))];
+                    vec![self.info(format_args!(
+                        "{name} received with no child running: shutting down"
+                    ))];
                 actions.extend(self.drain(code, now + self.settings.grace, now));
                 actions
             }
@@ -381,7 +425,7 @@ impl Supervisor {
         }
     }
 
-    fn restart(&mut self, now: Instant, why: &str) -> Vec<Action> {
+    fn restart(&mut self, now: Instant, why: &dyn fmt::Display) -> Vec<Action> {
         self.debounce_deadline = None;
         match self.state {
             State::Running { child } => match self.settings.restart_order {
@@ -392,35 +436,37 @@ impl Supervisor {
                         killed: false,
                         then: Then::Respawn,
                     };
-                    let mut actions = vec![info(format!("{why}: restarting child {child}"))];
+                    let mut actions =
+                        vec![self.info(format_args!("{why}: restarting child {child}"))];
                     actions.extend(stop(child, self.settings.stop_signal));
                     actions
                 }
                 RestartOrder::StartFirst => {
                     self.state = State::StartingNew { old: child };
                     vec![
-                        info(format!("{why}: starting a new child beside child {child}")),
+                        self.info(format_args!("{why}: starting a new child beside child {child}")),
                         Action::Spawn,
                     ]
                 }
             },
             State::Idle { code } => {
                 self.state = State::Spawning { previous: Some(code) };
-                vec![info(format!("{why}: starting the child again")), Action::Spawn]
+                vec![self.info(format_args!("{why}: starting the child again")), Action::Spawn]
             }
             // The new child may already run what has changed since: one more restart follows.
             State::StartingNew { .. } | State::Overlap { .. } => {
                 self.restart_pending = true;
-                vec![debug(format!("{why}: one more restart will follow the one in progress"))]
+                vec![self
+                    .debug(format_args!("{why}: one more restart will follow the one in progress"))]
             }
             // No new child runs yet: the one about to start is the restart asked for.
             State::Stopping { then: Then::Respawn, .. }
             | State::Delaying { .. }
             | State::Spawning { .. } => {
-                vec![debug(format!("{why}: a restart is already in progress"))]
+                vec![self.debug(format_args!("{why}: a restart is already in progress"))]
             }
             State::Stopping { then: Then::Drain, .. } | State::Draining { .. } | State::Exited => {
-                vec![debug(format!("{why}: ignored, shutting down"))]
+                vec![self.debug(format_args!("{why}: ignored, shutting down"))]
             }
         }
     }
@@ -436,16 +482,18 @@ impl Supervisor {
         for &(pid, code) in exits {
             if let Some(index) = self.retiring.iter().position(|r| r.pid == pid) {
                 self.retiring.remove(index);
-                actions.push(info(format!("retired child {pid} exited (exit code {code})")));
+                actions
+                    .push(self.info(format_args!("retired child {pid} exited (exit code {code})")));
                 continue;
             }
             match self.state {
                 State::Running { child } if child == pid => {
-                    actions.push(info(format!("child {pid} exited (exit code {code})")));
+                    actions.push(self.info(format_args!("child {pid} exited (exit code {code})")));
                     actions.extend(self.drain(code, now + self.settings.grace, now));
                 }
                 State::Stopping { child, then: Then::Respawn, .. } if child == pid => {
-                    actions.push(info(format!("old child {pid} exited (exit code {code})")));
+                    actions
+                        .push(self.info(format_args!("old child {pid} exited (exit code {code})")));
                     if self.settings.restart_delay.is_zero() {
                         self.state = State::Spawning { previous: Some(code) };
                         actions.push(Action::Spawn);
@@ -455,24 +503,28 @@ impl Supervisor {
                     }
                 }
                 State::Stopping { child, deadline, then: Then::Drain, .. } if child == pid => {
-                    actions.push(info(format!("child {pid} exited (exit code {code})")));
+                    actions.push(self.info(format_args!("child {pid} exited (exit code {code})")));
                     actions.extend(self.drain(code, deadline, now));
                 }
                 State::Overlap { old, new, .. } if pid == new => {
                     self.state = State::Running { child: old };
-                    actions.push(warn(format!(
+                    actions.push(self.warn(format_args!(
                         "restart abandoned: the new child {new} exited (exit code {code}) before \
                          it was ready; child {old} keeps serving"
                     )));
                 }
                 State::Overlap { old, new, .. } if pid == old => {
                     self.state = State::Running { child: new };
-                    actions.push(info(format!(
+                    actions.push(self.info(format_args!(
                         "child {old} exited (exit code {code}) during the restart: the new child \
                          {new} takes over"
                     )));
                 }
-                _ => actions.push(debug(format!("reaped process {pid} (exit code {code})"))),
+                // Not even an empty line unless it is logged: a burst of orphans would queue
+                // as many.
+                _ if self.settings.log_level >= Level::Debug => actions
+                    .push(self.debug(format_args!("reaped process {pid} (exit code {code})"))),
+                _ => {}
             }
         }
         if let (State::Draining { recheck, .. }, true, true) =
@@ -510,17 +562,18 @@ impl Supervisor {
     fn on_ready(&mut self, sender: i32, ancestors: &[i32], now: Instant) -> Vec<Action> {
         match self.state {
             State::Overlap { old, new, .. } if sender == new || ancestors.contains(&new) => {
-                self.promote(old, new, now, &format!("READY=1 from pid {sender}"))
+                self.promote(old, new, now, &format_args!("READY=1 from pid {sender}"))
             }
-            State::Overlap { new, .. } => vec![debug(format!(
+            State::Overlap { new, .. } => vec![self.debug(format_args!(
                 "READY=1 from pid {sender} ignored: not the new child {new} or below it"
             ))],
-            _ => vec![debug(format!("READY=1 from pid {sender} ignored: no restart waits for it"))],
+            _ => vec![self
+                .debug(format_args!("READY=1 from pid {sender} ignored: no restart waits for it"))],
         }
     }
 
     /// The new child is ready: it becomes the main child, the old one retires.
-    fn promote(&mut self, old: i32, new: i32, now: Instant, why: &str) -> Vec<Action> {
+    fn promote(&mut self, old: i32, new: i32, now: Instant, why: &dyn fmt::Display) -> Vec<Action> {
         let stop_signal = self.settings.stop_signal;
         self.state = State::Running { child: new };
         self.retiring.push(Retiring {
@@ -528,7 +581,7 @@ impl Supervisor {
             deadline: now + self.settings.grace,
             killed: false,
         });
-        let mut actions = vec![info(format!(
+        let mut actions = vec![self.info(format_args!(
             "{why}: the new child {new} is ready and replaces child {old}, which gets {}",
             signals::name(stop_signal)
         ))];
@@ -544,7 +597,7 @@ impl Supervisor {
             }
             _ => {}
         }
-        vec![info(format!("started child {pid}"))]
+        vec![self.info(format_args!("started child {pid}"))]
     }
 
     fn on_spawn_failed(&mut self, code: i32, message: String) -> Vec<Action> {
@@ -559,14 +612,17 @@ impl Supervisor {
                 self.state = State::Idle { code };
                 vec![
                     Action::Log(Level::Error, message),
-                    warn("the new child could not be started; keeping the sockets and waiting for the next restart"
-                        .to_string()),
+                    self.warn(format_args!(
+                        "the new child could not be started; keeping the sockets and waiting for \
+                         the next restart"
+                    )),
                 ]
             }
             // One line says it all: the old child goes on as if nothing had happened.
             State::StartingNew { old } => {
                 self.state = State::Running { child: old };
-                vec![warn(format!("restart abandoned: {message}; child {old} keeps serving"))]
+                vec![self
+                    .warn(format_args!("restart abandoned: {message}; child {old} keeps serving"))]
             }
             _ => Vec::new(),
         }
@@ -578,16 +634,14 @@ impl Supervisor {
         match self.state {
             State::Stopping { child, deadline, killed: false, then } if deadline <= now => {
                 self.state = State::Stopping { child, deadline, killed: true, then };
-                actions.push(warn(match then {
-                    Then::Respawn => {
-                        format!(
-                            "old child {child} ignored {stop_name} for the grace period: SIGKILL"
-                        )
-                    }
-                    Then::Drain => {
-                        format!("child {child} still running after the grace period: SIGKILL")
-                    }
-                }));
+                actions.push(match then {
+                    Then::Respawn => self.warn(format_args!(
+                        "old child {child} ignored {stop_name} for the grace period: SIGKILL"
+                    )),
+                    Then::Drain => self.warn(format_args!(
+                        "child {child} still running after the grace period: SIGKILL"
+                    )),
+                });
                 actions.push(Action::SignalChild { pid: child, signo: libc::SIGKILL });
             }
             State::Delaying { until, code } if until <= now => {
@@ -596,7 +650,7 @@ impl Supervisor {
             }
             State::Overlap { old, new, started } => match self.settings.readiness {
                 Readiness::Delay(delay) if started + delay <= now => {
-                    let why = format!("{delay:?} after its start");
+                    let why = format_args!("{delay:?} after its start");
                     actions.extend(self.promote(old, new, now, &why));
                 }
                 _ if started + self.settings.ready_timeout <= now => {
@@ -606,7 +660,7 @@ impl Supervisor {
                         deadline: now + self.settings.grace,
                         killed: false,
                     });
-                    actions.push(warn(format!(
+                    actions.push(self.warn(format_args!(
                         "restart abandoned: the new child {new} was not ready within {:?}; it \
                          gets {stop_name}, child {old} keeps serving",
                         self.settings.ready_timeout
@@ -628,9 +682,9 @@ impl Supervisor {
             }
             State::Draining { code, deadline, killed: true, .. } if deadline <= now => {
                 self.state = State::Exited;
-                actions.push(warn(
-                    "some processes could not be reaped after SIGKILL; exiting anyway".to_string(),
-                ));
+                actions.push(self.warn(format_args!(
+                    "some processes could not be reaped after SIGKILL; exiting anyway"
+                )));
                 actions.push(Action::Exit(code));
             }
             State::Draining { code, deadline, killed, recheck: Some(recheck) }
@@ -641,16 +695,21 @@ impl Supervisor {
             }
             _ => {}
         }
+        let logged = self.settings.log_level;
         for retiring in self.retiring.iter_mut().filter(|r| !r.killed && r.deadline <= now) {
             retiring.killed = true;
-            actions.push(warn(format!(
-                "retired child {} still running after the grace period: SIGKILL",
-                retiring.pid
-            )));
+            actions.push(line(
+                logged,
+                Level::Warn,
+                format_args!(
+                    "retired child {} still running after the grace period: SIGKILL",
+                    retiring.pid
+                ),
+            ));
             actions.push(Action::SignalChild { pid: retiring.pid, signo: libc::SIGKILL });
         }
         if self.debounce_deadline.is_some_and(|d| d <= now) && !self.shutting_down() {
-            actions.extend(self.restart(now, "watched files changed"));
+            actions.extend(self.restart(now, &"watched files changed"));
         }
         actions
     }
@@ -662,16 +721,20 @@ fn stop(pid: i32, signo: i32) -> [Action; 2] {
     [Action::SignalChild { pid, signo }, Action::SignalChild { pid, signo: libc::SIGCONT }]
 }
 
-fn debug(message: String) -> Action {
-    Action::Log(Level::Debug, message)
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
 }
 
-fn info(message: String) -> Action {
-    Action::Log(Level::Info, message)
-}
-
-fn warn(message: String) -> Action {
-    Action::Log(Level::Warn, message)
+/// A log action, its message formatted only if `level` is logged at all (`logged` is the most
+/// verbose level that is): the loop would drop it anyway, and formatting lines nobody sees would
+/// cost a busy scinit more than its work (a line per reaped orphan, per restart).
+fn line(logged: Level, level: Level, message: fmt::Arguments<'_>) -> Action {
+    Action::Log(level, if level <= logged { message.to_string() } else { String::new() })
 }
 
 #[cfg(test)]
@@ -711,18 +774,20 @@ mod tests {
             h
         }
 
+        /// Every action `event` at `t` leads to, log lines included.
+        fn all(&mut self, t: u64, event: Event) -> Vec<Action> {
+            let mut actions = VecDeque::new();
+            self.sup.on_event(event, self.t0 + ms(t), &mut actions);
+            actions.into()
+        }
+
         fn at(&mut self, t: u64, event: Event) -> Vec<Action> {
-            self.sup
-                .on_event(event, self.t0 + ms(t))
-                .into_iter()
-                .filter(|a| !matches!(a, Action::Log(..)))
-                .collect()
+            self.all(t, event).into_iter().filter(|a| !matches!(a, Action::Log(..))).collect()
         }
 
         /// Like `at`, but returns only the log lines at `level` or above.
         fn logs(&mut self, t: u64, event: Event, level: Level) -> Vec<String> {
-            self.sup
-                .on_event(event, self.t0 + ms(t))
+            self.all(t, event)
                 .into_iter()
                 .filter_map(|a| match a {
                     Action::Log(l, message) if l <= level => Some(message),
@@ -746,6 +811,7 @@ mod tests {
             restart_order: RestartOrder::StopFirst,
             readiness: Readiness::Delay(ms(1000)),
             ready_timeout: ms(30_000),
+            log_level: Level::Debug,
         }
     }
 
@@ -772,6 +838,37 @@ mod tests {
 
     fn exited(pid: i32, code: i32, no_children_left: bool) -> Event {
         Event::Reaped { exits: vec![(pid, code)], no_children_left, others_left: false }
+    }
+
+    #[test]
+    fn only_a_reaper_run_that_can_end_in_a_drain_asks_for_the_proc_scan() {
+        let mut h = Harness::running(10);
+        assert!(h.sup.drains_on_reap());
+        // A stop-first restart waits for the old child: its exit starts the next one.
+        h.at(0, Event::Signal(HUP));
+        assert!(!h.sup.drains_on_reap());
+        let mut h = Harness::new(100);
+        h.sup.start();
+        h.at(0, Event::Spawned(10));
+        h.at(0, Event::Signal(HUP));
+        h.at(10, exited(10, 143, true));
+        assert!(!h.sup.drains_on_reap(), "restart delay");
+        // A shutdown drains.
+        h.at(20, Event::Signal(TERM));
+        assert!(h.sup.drains_on_reap());
+    }
+
+    #[test]
+    fn debug_lines_are_not_formatted_unless_logged() {
+        let mut h = Harness::with(Settings { log_level: Level::Info, ..settings() });
+        h.sup.start();
+        h.at(0, Event::Spawned(10));
+        // An orphan's exit queues nothing at all; an info line is still written.
+        assert_eq!(h.all(10, exited(77, 0, false)), vec![]);
+        assert_eq!(h.logs(20, Event::Signal(TERM), Level::Info).len(), 1);
+        let mut h = Harness::with(Settings { log_level: Level::Warn, ..settings() });
+        h.sup.start();
+        assert_eq!(h.all(0, Event::Spawned(10)), vec![Action::Log(Level::Info, String::new())]);
     }
 
     #[test]
@@ -1094,7 +1191,7 @@ mod tests {
     fn first_exec_failure_logs_its_message_as_an_error() {
         let mut h = Harness::new(0);
         assert_eq!(
-            h.sup.on_event(spawn_failed(127), h.t0),
+            h.all(0, spawn_failed(127)),
             vec![
                 Action::Log(Level::Error, "cannot execute 'app': No such file or directory".into()),
                 Action::Exit(127)
@@ -1263,7 +1360,7 @@ mod tests {
             "{lines:?}"
         );
         assert_eq!(
-            h.sup.on_event(Event::Signal(USR1), h.t0),
+            h.all(0, Event::Signal(USR1)),
             vec![Action::SignalChild { pid: 10, signo: USR1 }]
         );
         assert_eq!(h.deadline(), None);

@@ -30,6 +30,7 @@ extern "C" fn c_main(
     _argc: nix::libc::c_int,
     _argv: *const *const nix::libc::c_char,
 ) -> nix::libc::c_int {
+    protocol::mark_start();
     let mut argv = std::env::args_os().skip(1);
     let cmd = argv.next().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
     match dispatch(&cmd, Args::new(argv.collect())) {

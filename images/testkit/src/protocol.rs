@@ -2,6 +2,7 @@
 //! to stdout, and one-line errors on stderr with sysexits codes.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use nix::errno::Errno;
 use nix::libc;
@@ -77,12 +78,25 @@ fn write_all(fd: libc::c_int, mut buf: &[u8]) {
     }
 }
 
+/// `CLOCK_MONOTONIC` when `main` began: the handshake's `start_mono_ns`.
+static STARTED: OnceLock<i128> = OnceLock::new();
+
+/// Notes the moment the program began; the first statement of `main` calls it, so that the host
+/// can time a start-up up to the child's first instruction (`make bench`).
+pub fn mark_start() {
+    STARTED.get_or_init(mono_ns);
+}
+
 /// The first line of every subcommand but `ps`.
 pub fn handshake(cmd: &str) {
     let pid = getpid();
     let pgid = getpgid(None).map_or(-1, |p| p.as_raw());
     let sid = getsid(None).map_or(-1, |p| p.as_raw());
-    fact(format_args!("ready pid={pid} ppid={} pgid={pgid} sid={sid} cmd={cmd}", getppid()));
+    let started = STARTED.get().copied().unwrap_or_else(mono_ns);
+    fact(format_args!(
+        "ready pid={pid} ppid={} pgid={pgid} sid={sid} cmd={cmd} start_mono_ns={started}",
+        getppid()
+    ));
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds, comparable with the host's clock.

@@ -53,6 +53,12 @@ impl Status {
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| anyhow!("{name} missing in /proc status"))
     }
+
+    /// The pid in the innermost PID namespace (the last field of `NSpid`): a host process's pid
+    /// inside its container.
+    pub fn namespace_pid(&self) -> Option<i32> {
+        self.text("NSpid").split_whitespace().last()?.parse().ok()
+    }
 }
 
 impl fmt::Display for Status {
@@ -69,6 +75,31 @@ pub fn smaps_rollup_kib(pid: i32, name: &str) -> Result<u64> {
     let path = format!("/proc/{pid}/smaps_rollup");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     Status::parse(&text).number(name)
+}
+
+/// The host pids of the children of a single-threaded host process, zombies included (its
+/// `/proc/<pid>/task/<pid>/children`): the orphans a container's PID 1 holds.
+pub fn children(pid: i32) -> Result<Vec<i32>> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    Ok(text.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+}
+
+/// Whether the host has a process `pid`: a zombie still counts, until its parent reaps it. One
+/// `stat(2)` and no parsing, cheap enough to spin on.
+pub fn exists(pid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// How many tasks on the host are runnable right now, the caller included (the `R` of the `R/T`
+/// field of `/proc/loadavg`): unlike the load averages, it does not remember the last minutes.
+pub fn runnable_tasks() -> Result<u32> {
+    let text = std::fs::read_to_string("/proc/loadavg").context("reading /proc/loadavg")?;
+    runnable_in_loadavg(&text).ok_or_else(|| anyhow!("no R/T field in /proc/loadavg: {text:?}"))
+}
+
+fn runnable_in_loadavg(text: &str) -> Option<u32> {
+    text.split_whitespace().nth(3)?.split_once('/')?.0.parse().ok()
 }
 
 /// Field 22 of the host's `/proc/<pid>/stat` (start time in clock ticks): with the pid it
@@ -159,6 +190,17 @@ mod tests {
         assert_eq!(s.mask("SigBlk"), 1 << 14);
         assert!(s.number("VmSwap").is_err());
         assert!(Status::default().is_empty());
+        assert_eq!(Status::parse("NSpid:\t4242\t7\n").namespace_pid(), Some(7));
+        assert_eq!(s.namespace_pid(), None);
+    }
+
+    #[test]
+    fn this_process_exists_no_pid_beyond_the_kernels_limit_does_and_runnable_tasks_are_counted() {
+        assert!(exists(std::process::id() as i32));
+        assert!(!exists(i32::MAX));
+        assert!(runnable_tasks().unwrap() >= 1, "the reader itself runs");
+        assert_eq!(runnable_in_loadavg("0.52 0.61 0.70 3/412 9124\n"), Some(3));
+        assert_eq!(runnable_in_loadavg("0.52 0.61"), None);
     }
 
     #[test]
