@@ -8,7 +8,7 @@ TARGET := x86_64-unknown-linux-gnu
 # suite against that binary, following INIT_PROFILE's row.
 INITS ?= $(if $(INIT_UNDER_TEST),$(or $(INIT_PROFILE),scinit),$(shell .ci/inits name))
 
-.PHONY: all build deps docker-check unit-test test docker-test image bench bench-footprint bench-check bench-baseline bench-selftest clean-images
+.PHONY: all build deps docker-check unit-test test docker-test image bench bench-check bench-baseline bench-selftest clean-images
 
 all: build
 
@@ -55,9 +55,6 @@ image: deps docker-check
 # two cores once the images are built.
 bench: deps docker-check
 	$(CARGO) test --locked --test bench
-
-# The footprint (memory and forwarding latency of PID 1 beside tini) is part of `make bench`.
-bench-footprint: bench
 
 # The performance gate, without Docker (bench/, README "Performance gate"): scinit's instruction
 # counts under callgrind and its latency and memory as ratios to tini-static measured alongside,
