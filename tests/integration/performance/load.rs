@@ -22,10 +22,18 @@ pub fn bounded_load(addr: SocketAddr) -> Load {
     }
 }
 
-/// Records the restart table's figures (`make docker-test`) for `restarts` restarts that took
-/// `elapsed` under the load that gave `timeline`.
-pub fn record_restarts(run: &Run, restarts: usize, timeline: &Timeline, elapsed: Duration) {
+/// Records the restart table's figures (`make docker-test`) for `restarts` restarts of `kind`
+/// (`restart::kind`: what restarted the server, the table's kind column) that took `elapsed`
+/// under the load that gave `timeline`.
+pub fn record_restarts(
+    run: &Run,
+    kind: &str,
+    restarts: usize,
+    timeline: &Timeline,
+    elapsed: Duration,
+) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    run.record(kind, 1.0, "kind");
     run.record(restart::RESTARTS, restarts as f64, "count");
     run.record(restart::REQUESTS, timeline.total() as f64, "count");
     run.record(restart::FAILED, timeline.failures().len() as f64, "count");

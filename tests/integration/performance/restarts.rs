@@ -137,13 +137,11 @@ pub async fn measure(
     let elapsed = started.elapsed();
     let timeline = load.stop().await?;
     c.remove().await?;
-    record_restarts(run, restarts, &timeline, elapsed);
-    // What restarted the server, for the restart table's kind column (`make docker-test`).
     let kind = match setup.order {
         Order::StopFirst => restart::kind::STOP_FIRST,
         Order::StartFirst => restart::kind::START_FIRST,
     };
-    run.record(kind, 1.0, "kind");
+    record_restarts(run, kind, restarts, &timeline, elapsed);
     Ok(RestartRun { setup, restarts, timeline, marks, elapsed })
 }
 

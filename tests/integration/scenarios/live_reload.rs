@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::figures::restart;
 use crate::infrastructure::probe::localhost;
 use crate::infrastructure::{scenario, Container, ContainerSpec, Follower, Run};
 use crate::performance::load::{bounded_load, record_restarts};
@@ -94,7 +95,8 @@ async fn file_changes_restart_the_child_once_per_quiet_period_with_the_last_writ
     // The quiet period after the last change: two debounce periods without a restart.
     let extra = follower.next_fact("ready", 2 * DEBOUNCE, |_| true).await;
     let timeline = load.stop().await?;
-    record_restarts(&run, CHANGES.len(), &timeline, elapsed);
+    // A file change restarts the child the default way: the old one stops first.
+    record_restarts(&run, restart::kind::STOP_FIRST, CHANGES.len(), &timeline, elapsed);
 
     let extra = extra.ok().map(|f| f.to_string());
     check_in!(c, extra.is_none(), "an extra restart after the last change had settled: {extra:?}");

@@ -471,8 +471,7 @@ async fn sighup_restart_case(run: Run, case: RestartCase) -> Result<()> {
     let stopped = server.logged(&c, Event::Stopped, restarts, RESTART_WITHIN).await;
     check_ok!(c, stopped, "not every old {server} stopped by itself");
     let timeline = load.stop().await?;
-    record_restarts(&run, restarts, &timeline, elapsed);
-    run.record(order.kind(), 1.0, "kind");
+    record_restarts(&run, order.kind(), restarts, &timeline, elapsed);
 
     let seen = order.ordered(server.events(&c).await?);
     let expected = order.expected(restarts);
@@ -552,8 +551,7 @@ async fn docker_restart_case(run: Run, server: Server) -> Result<()> {
     }
     let elapsed = started.elapsed();
     let timeline = load.stop().await?;
-    record_restarts(&run, DOCKER_RESTARTS, &timeline, elapsed);
-    run.record(kind::DOCKER_RESTART, 1.0, "kind");
+    record_restarts(&run, kind::DOCKER_RESTART, DOCKER_RESTARTS, &timeline, elapsed);
 
     let starts = server.events(&c).await?.into_iter().filter(|e| *e == Event::Started).count();
     check_in!(

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
+use crate::figures::restart;
 use crate::infrastructure::probe::{self, localhost, Session};
 use crate::infrastructure::{
     scenario, Capability, Container, ContainerSpec, Follower, Network, Run,
@@ -308,7 +309,7 @@ async fn restart_under_load_case(run: Run, network: Network) -> Result<()> {
     }
     let elapsed = started.elapsed();
     let timeline = load.stop().await?;
-    record_restarts(&run, RESTARTS, &timeline, elapsed);
+    record_restarts(&run, restart::kind::STOP_FIRST, RESTARTS, &timeline, elapsed);
 
     check_in!(
         c,
@@ -566,7 +567,7 @@ async fn docker_restart_case(run: Run, network: Network) -> Result<()> {
     }
     let elapsed = started.elapsed();
     let timeline = load.stop().await?;
-    record_restarts(&run, DOCKER_RESTARTS, &timeline, elapsed);
+    record_restarts(&run, restart::kind::DOCKER_RESTART, DOCKER_RESTARTS, &timeline, elapsed);
 
     let readies = c.report().await?.readies()?.len();
     check_in!(
