@@ -3,8 +3,8 @@
 //!
 //! The child is a `testkit` helper (`images/README.md`); evidence is what it printed (handshake,
 //! signal lines, the inspector's JSON), the process table inside the container (`testkit ps`,
-//! zombies included) and what Docker reports. Peer-init bugs each case reproduces are in the
-//! doc comments (`shared/docs/peer-inits.md` §3).
+//! zombies included) and what Docker reports. The peer-init bug each case reproduces is in its
+//! doc comment, with its link.
 
 use std::time::Duration;
 

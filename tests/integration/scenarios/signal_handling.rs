@@ -2,8 +2,8 @@
 //! and the container must exit with the child's status.
 //!
 //! The child is `testkit signals`, which logs every signal it receives (dumb-init's
-//! `print_signals` pattern); assertions compare its lines with what was sent. The catalogue is
-//! `shared/docs/peer-inits.md` §3 items 1–9:
+//! `print_signals` pattern); assertions compare its lines with what was sent. What it checks, and
+//! the bugs of other inits each part reproduces:
 //! * stop signals and `docker stop` end the container at once with the child's status (moby#32310,
 //!   tini#69, dumb-init PR #60);
 //! * every other signal is forwarded and the init survives, real-time ones included
