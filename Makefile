@@ -3,7 +3,8 @@
 #   make test          unit + process-level tests + the container suite against scinit
 CARGO ?= cargo
 STATIC := CARGO_TARGET_DIR=target/static CARGO_ENCODED_RUSTFLAGS=-Ctarget-feature=+crt-static
-TARGET := x86_64-unknown-linux-gnu
+# The machine's own target triple, as the suite's static build uses (tests/support/static_build.rs).
+TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
 # Every init of the init table (fixtures/inits.txt). INIT_UNDER_TEST=/path/to/binary runs the
 # suite against that binary, following INIT_PROFILE's row.
 INITS ?= $(if $(INIT_UNDER_TEST),$(or $(INIT_PROFILE),scinit),$(shell .ci/inits name))

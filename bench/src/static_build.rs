@@ -6,7 +6,20 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+/// The target the static binaries are built for: this machine's own (`rustc -vV`'s host), so
+/// an aarch64 machine builds aarch64 binaries. Read once.
+pub fn target() -> &'static str {
+    static TARGET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TARGET.get_or_init(|| {
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let host = std::process::Command::new(rustc).arg("-vV").output().ok().and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines().find_map(|l| l.strip_prefix("host: ")).map(str::to_string)
+        });
+        // Without a rustc to ask, cargo itself will fail to build and say why.
+        host.unwrap_or_else(|| "x86_64-unknown-linux-gnu".to_string())
+    })
+}
 
 /// The reference init, from Debian's `tini` package.
 pub const TINI: &str = "/usr/bin/tini-static";
@@ -39,7 +52,7 @@ impl Build<'_> {
         let mut command = Command::new(cargo);
         command
             .current_dir(root())
-            .args(["build", "-q", "--release", "--locked", "--target", TARGET])
+            .args(["build", "-q", "--release", "--locked", "--target", target()])
             .env("CARGO_TARGET_DIR", &self.target_dir)
             // `--target` keeps the flag away from build scripts and proc-macros.
             .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static")
@@ -55,7 +68,7 @@ impl Build<'_> {
         if !status.success() {
             bail!("the static build of {} failed ({status})", self.packages.join(", "));
         }
-        Ok(self.target_dir.join(TARGET).join("release"))
+        Ok(self.target_dir.join(target()).join("release"))
     }
 }
 

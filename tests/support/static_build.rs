@@ -1,7 +1,7 @@
 //! Builds the static binaries that run inside containers (and under the process-level tests):
 //! every row of `images/binaries.txt` (scinit, the testkit helper, the deliberately broken init).
 //!
-//! They are built once per test binary, with `+crt-static` for `x86_64-unknown-linux-gnu`, in a
+//! They are built once per test binary, with `+crt-static` for this machine's own target, in a
 //! target directory of their own: the cargo that runs the tests holds the lock on the normal one,
 //! and the host-side test dependencies must not become crt-static. `--target` is required: without
 //! it the flag also reaches proc-macro crates and the build fails.
@@ -10,7 +10,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+/// The target the static binaries are built for: this machine's own (`rustc -vV`'s host), so
+/// an aarch64 machine builds aarch64 binaries. Read once.
+pub fn target() -> &'static str {
+    static TARGET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TARGET.get_or_init(|| {
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let host = std::process::Command::new(rustc).arg("-vV").output().ok().and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines().find_map(|l| l.strip_prefix("host: ")).map(str::to_string)
+        });
+        // Without a rustc to ask, cargo itself will fail to build and say why.
+        host.unwrap_or_else(|| "x86_64-unknown-linux-gnu".to_string())
+    })
+}
 
 /// One row of `images/binaries.txt`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +88,7 @@ fn build() -> Result<StaticBinaries, String> {
     let packages = helpers.iter().flat_map(|h| ["-p", h.package.as_str()]);
     let output = Command::new(cargo)
         .current_dir(root)
-        .args(["build", "--release", "--locked", "--target", TARGET])
+        .args(["build", "--release", "--locked", "--target", target()])
         .args(packages)
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static")
@@ -89,7 +102,7 @@ fn build() -> Result<StaticBinaries, String> {
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    Ok(StaticBinaries { dir: target_dir.join(TARGET).join("release"), helpers })
+    Ok(StaticBinaries { dir: target_dir.join(target()).join("release"), helpers })
 }
 
 #[cfg(test)]
