@@ -2,7 +2,9 @@
 #   make docker-test   the container suite against every init, with the summary tables
 #   make test          unit + process-level tests + the container suite against scinit
 CARGO ?= cargo
-STATIC := CARGO_TARGET_DIR=target/static CARGO_ENCODED_RUSTFLAGS=-Ctarget-feature=+crt-static
+# The flags of every static build, 0x1f between them (tests/support/target.rs says why each).
+STATIC := CARGO_TARGET_DIR=target/static \
+	CARGO_ENCODED_RUSTFLAGS="$$(printf '%s\037%s' -Ctarget-feature=+crt-static -Crelocation-model=static)"
 # The machine's own target triple, as the suite's static build uses (tests/support/static_build.rs).
 TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
 # Every init of the init table (fixtures/inits.txt). INIT_UNDER_TEST=/path/to/binary runs the

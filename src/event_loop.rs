@@ -11,12 +11,11 @@
 //! there is none, so an idle scinit is never woken for nothing.
 
 use std::collections::VecDeque;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::libc;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signalfd::SignalFd;
 
 use crate::log;
@@ -39,6 +38,7 @@ pub struct Context<'a> {
 pub fn run(mut supervisor: Supervisor, mut ctx: Context<'_>) -> i32 {
     let mut events: VecDeque<Event> = VecDeque::new();
     let mut actions: VecDeque<Action> = supervisor.start().into();
+    let mut polled = PollSet::new(&ctx);
     loop {
         // Perform every decision, feeding results (spawn outcome, reaper output) straight
         // back, before reading any new input: the supervisor always sees a consistent world.
@@ -54,9 +54,16 @@ pub fn run(mut supervisor: Supervisor, mut ctx: Context<'_>) -> i32 {
             }
         }
 
-        // Asked once: nothing changes the supervisor while the loop waits.
+        // Asked once: nothing changes the supervisor while the loop waits, and wake-ups whose
+        // signals all took the fast path change nothing it decides. With no deadline, such
+        // wake-ups need no clock reading either.
         let deadline = supervisor.next_deadline();
-        wait(deadline, supervisor.drains_on_reap(), &mut ctx, &mut events);
+        loop {
+            wait(deadline, &supervisor, &mut polled, &mut ctx, &mut events);
+            if deadline.is_some() || !events.is_empty() {
+                break;
+            }
+        }
         // Everything one wake-up collected has happened by then.
         let now = Instant::now();
         if deadline.is_some_and(|deadline| deadline <= now) {
@@ -69,56 +76,34 @@ pub fn run(mut supervisor: Supervisor, mut ctx: Context<'_>) -> i32 {
 }
 
 /// Blocks until a signal, a file change, a notification or `deadline`, and collects the
-/// events. `reap_may_drain`: see [`reaped`].
+/// events; signals that are only to be passed on to the child are passed on at once.
 fn wait(
     deadline: Option<Instant>,
-    reap_may_drain: bool,
+    supervisor: &Supervisor,
+    polled: &mut PollSet,
     ctx: &mut Context<'_>,
     events: &mut VecDeque<Event>,
 ) {
     let timeout = match deadline {
-        None => PollTimeout::NONE,
+        None => -1,
         Some(deadline) => {
             // Round up: waking a millisecond early would just spin once more.
             let left = deadline.saturating_duration_since(Instant::now());
             let millis = left.as_micros().div_ceil(1000);
-            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+            libc::c_int::try_from(millis).unwrap_or(libc::c_int::MAX)
         }
     };
-    let (signals_ready, files_ready, notified) = {
-        // A fixed array, the optional fds packed after the signalfd and only the filled slots
-        // polled: no allocation per wake-up.
-        let signals = ctx.signals.as_fd();
-        let mut fds = [
-            PollFd::new(signals, PollFlags::POLLIN),
-            PollFd::new(signals, PollFlags::POLLIN),
-            PollFd::new(signals, PollFlags::POLLIN),
-        ];
-        let optional =
-            [ctx.watcher.as_ref().map(Watcher::fd), ctx.notify.as_ref().map(NotifySocket::fd)];
-        let mut slots = [None, None];
-        let mut used = 1;
-        for (slot, fd) in slots.iter_mut().zip(optional) {
-            if let Some(fd) = fd {
-                fds[used] = PollFd::new(fd, PollFlags::POLLIN);
-                *slot = Some(used);
-                used += 1;
-            }
+    match polled.poll(timeout) {
+        Ok(()) => {}
+        Err(Errno::EINTR) => return,
+        Err(errno) => {
+            error!("poll failed: {}", errno.desc());
+            return;
         }
-        let [watcher_slot, notify_slot] = slots;
-        match poll(&mut fds[..used], timeout) {
-            Ok(_) => {}
-            Err(Errno::EINTR) => return,
-            Err(errno) => {
-                error!("poll failed: {}", errno.desc());
-                return;
-            }
-        }
-        let ready = |slot: Option<usize>| {
-            slot.and_then(|i| fds.get(i)).and_then(PollFd::revents).is_some_and(|r| !r.is_empty())
-        };
-        (ready(Some(0)), ready(watcher_slot), ready(notify_slot))
-    };
+    }
+    let signals_ready = polled.ready(Some(PollSet::SIGNALS));
+    let files_ready = polled.ready(polled.watcher);
+    let notified = polled.ready(polled.notify);
     // Notifications first, and also whenever signals are read (a datagram may have come after
     // poll looked): what a process sent before it exited is then always seen before its exit is
     // reaped, while its ancestry is still in /proc.
@@ -128,16 +113,71 @@ fn wait(
         }
     }
     if signals_ready {
-        read_signals(&ctx.signals, reap_may_drain, events);
+        read_signals(&ctx.signals, supervisor, events);
     }
     if files_ready && ctx.watcher.as_mut().is_some_and(Watcher::changed) {
         events.push_back(Event::FilesChanged);
     }
 }
 
+/// The fds the loop's one `poll` watches, laid out once: the signalfd first, then the watcher's
+/// and the notify socket's when there are. Raw `pollfd`s, because nix's `PollFd` borrows its fd
+/// per call and would be rebuilt at every wake-up; the `Context` that owns the fds outlives it.
+struct PollSet {
+    fds: [libc::pollfd; 3],
+    len: usize,
+    watcher: Option<usize>,
+    notify: Option<usize>,
+}
+
+impl PollSet {
+    const SIGNALS: usize = 0;
+
+    fn new(ctx: &Context<'_>) -> PollSet {
+        let entry = |fd: BorrowedFd<'_>| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut set =
+            PollSet { fds: [entry(ctx.signals.as_fd()); 3], len: 1, watcher: None, notify: None };
+        let optional = [
+            (ctx.watcher.as_ref().map(Watcher::fd), &mut set.watcher),
+            (ctx.notify.as_ref().map(NotifySocket::fd), &mut set.notify),
+        ];
+        for (fd, slot) in optional {
+            if let Some(fd) = fd {
+                set.fds[set.len] = entry(fd);
+                *slot = Some(set.len);
+                set.len += 1;
+            }
+        }
+        set
+    }
+
+    /// One `poll(2)`; `timeout` in milliseconds, -1 for none.
+    fn poll(&mut self, timeout: libc::c_int) -> Result<(), Errno> {
+        // SAFETY: `fds` holds `len` initialised entries, and their fds stay open as long as the
+        // `Context` that owns them, which outlives the loop.
+        let result =
+            unsafe { libc::poll(self.fds.as_mut_ptr(), self.len as libc::nfds_t, timeout) };
+        Errno::result(result).map(drop)
+    }
+
+    fn ready(&self, slot: Option<usize>) -> bool {
+        slot.is_some_and(|i| self.fds[i].revents != 0)
+    }
+}
+
 /// Drains the signalfd, a batch of signals per `read` (one `read` per wake-up, in practice).
 /// SIGCHLD becomes one reaper run (however many were coalesced).
-fn read_signals(fd: &SignalFd, reap_may_drain: bool, events: &mut VecDeque<Event>) {
+///
+/// The fast path: a signal that the supervisor would only pass on to the child
+/// ([`Supervisor::forward_to`], the same pure decision) is sent straight away, without an event,
+/// an action or a clock reading. Only while no event is queued, so that signals still reach
+/// the child in the order they came: once one signal needs the supervisor, the rest of the
+/// batch queues behind it.
+fn read_signals(fd: &SignalFd, supervisor: &Supervisor, events: &mut VecDeque<Event>) {
     let mut reap = false;
     let mut batch = signals::Batch::new();
     loop {
@@ -147,9 +187,12 @@ fn read_signals(fd: &SignalFd, reap_may_drain: bool, events: &mut VecDeque<Event
                     let signo = info.ssi_signo as i32;
                     if signo == libc::SIGCHLD {
                         reap = true;
-                    } else {
-                        debug!("received {} from pid {}", signals::name(signo), info.ssi_pid);
-                        events.push_back(Event::Signal(signo));
+                        continue;
+                    }
+                    debug!("received {} from pid {}", signals::name(signo), info.ssi_pid);
+                    match supervisor.forward_to(signo).filter(|_| events.is_empty()) {
+                        Some(pid) => signal_child(pid, signo),
+                        None => events.push_back(Event::Signal(signo)),
                     }
                 }
                 // A short read took everything pending; a full one may have left some.
@@ -166,7 +209,7 @@ fn read_signals(fd: &SignalFd, reap_may_drain: bool, events: &mut VecDeque<Event
         }
     }
     if reap {
-        events.push_back(reaped(reap::drain(), reap_may_drain));
+        events.push_back(reaped(reap::drain(), supervisor.drains_on_reap()));
     }
 }
 
@@ -190,24 +233,7 @@ fn perform(action: Action, ctx: &mut Context<'_>) -> Option<Event> {
             Err(failure) => Event::SpawnFailed { code: failure.code, message: failure.message },
         }),
         Action::SignalChild { pid, signo } => {
-            #[cfg(feature = "regress-forward-cpu")]
-            crate::regress::forward_cpu();
-            #[cfg(feature = "regress-forward-sleep")]
-            crate::regress::forward_sleep();
-            // The whole group: the child's own children (a shell's pipeline, workers) get it
-            // too. If the child left its group (setsid), fall back to the child itself.
-            let result = match signals::send(-pid, signo) {
-                Err(Errno::ESRCH) => signals::send(pid, signo),
-                other => other,
-            };
-            match result {
-                Ok(()) => debug!("sent {} to child {pid}", signals::name(signo)),
-                // Already exited: its SIGCHLD is on its way.
-                Err(Errno::ESRCH) => debug!("child {pid} is already gone"),
-                Err(errno) => {
-                    warn!("cannot send {} to child {pid}: {}", signals::name(signo), errno.desc())
-                }
-            }
+            signal_child(pid, signo);
             None
         }
         Action::SignalDescendants(signo) => {
@@ -226,6 +252,27 @@ fn perform(action: Action, ctx: &mut Context<'_>) -> Option<Event> {
         }
         // Handled by the caller, which ends the loop.
         Action::Exit(_) => None,
+    }
+}
+
+/// Sends `signo` to the child's whole group: the child's own children (a shell's pipeline,
+/// workers) get it too. If the child left its group (setsid), to the child itself.
+fn signal_child(pid: i32, signo: i32) {
+    #[cfg(feature = "regress-forward-cpu")]
+    crate::regress::forward_cpu();
+    #[cfg(feature = "regress-forward-sleep")]
+    crate::regress::forward_sleep();
+    let result = match signals::send(-pid, signo) {
+        Err(Errno::ESRCH) => signals::send(pid, signo),
+        other => other,
+    };
+    match result {
+        Ok(()) => debug!("sent {} to child {pid}", signals::name(signo)),
+        // Already exited: its SIGCHLD is on its way.
+        Err(Errno::ESRCH) => debug!("child {pid} is already gone"),
+        Err(errno) => {
+            warn!("cannot send {} to child {pid}: {}", signals::name(signo), errno.desc())
+        }
     }
 }
 

@@ -331,6 +331,19 @@ impl Supervisor {
         }
     }
 
+    /// The commonest decision, for the loop's fast path: the child to pass `signo` on to, when
+    /// passing it on is all there is to do about it; `None` when the signal must go through
+    /// [`Supervisor::on_event`]. `Some(pid)` exactly when `on_event(Event::Signal(signo))` would
+    /// change nothing and give `[SignalChild { pid, signo }]` (a unit test checks this in every
+    /// state), so a signal may take either path. (`restart_pending` never outlives an event in
+    /// `Running`, the only state where it acts.)
+    pub fn forward_to(&self, signo: i32) -> Option<i32> {
+        match signals::classify(signo, self.settings.restart_signal) {
+            Class::Forward => self.main_child(),
+            Class::Stop | Class::Restart | Class::Reap => None,
+        }
+    }
+
     /// A forwarded signal, the one event of a busy scinit, is pushed as it is: no allocation.
     fn on_signal(&mut self, signo: i32, now: Instant, actions: &mut VecDeque<Action>) {
         match signals::classify(signo, self.settings.restart_signal) {
@@ -341,7 +354,7 @@ impl Supervisor {
             }
             // The loop reaps on SIGCHLD itself; nothing to decide here.
             Class::Reap => {}
-            Class::Forward => actions.push_back(match self.main_child() {
+            Class::Forward => actions.push_back(match self.forward_to(signo) {
                 Some(pid) => Action::SignalChild { pid, signo },
                 None => self.debug(format_args!("no child to forward {} to", signals::name(signo))),
             }),
@@ -812,6 +825,53 @@ mod tests {
             readiness: Readiness::Delay(ms(1000)),
             ready_timeout: ms(30_000),
             log_level: Level::Debug,
+        }
+    }
+
+    /// The fast path (`forward_to`) and the event path agree for every signal in every state:
+    /// `Some(pid)` exactly when the event would only pass the signal on to `pid`.
+    #[test]
+    fn the_fast_path_forwards_exactly_when_the_event_would_only_forward() {
+        let t0 = Instant::now();
+        let later = t0 + ms(5000);
+        let states = [
+            State::Spawning { previous: None },
+            State::Running { child: 10 },
+            State::Stopping { child: 10, deadline: later, killed: false, then: Then::Respawn },
+            State::Stopping { child: 10, deadline: later, killed: true, then: Then::Drain },
+            State::Delaying { until: later, code: 0 },
+            State::Idle { code: 1 },
+            State::StartingNew { old: 10 },
+            State::Overlap { old: 10, new: 11, started: t0 },
+            State::Draining { code: 0, deadline: later, killed: false, recheck: None },
+            State::Exited,
+        ];
+        for state in states {
+            for restart_signal in [Some(HUP), None] {
+                for pending in [false, true] {
+                    // A pending restart in `Running` cannot outlive the event that set it.
+                    if pending && matches!(state, State::Running { .. }) {
+                        continue;
+                    }
+                    for signo in (1..=libc::SIGRTMAX()).filter(|&s| s != KILL && s != libc::SIGSTOP)
+                    {
+                        let mut sup = Supervisor::new(Settings { restart_signal, ..settings() });
+                        sup.state = state.clone();
+                        sup.restart_pending = pending;
+                        let fast = sup.forward_to(signo);
+                        let mut actions = VecDeque::new();
+                        sup.on_event(Event::Signal(signo), t0, &mut actions);
+                        let only_forwarded = match Vec::from(actions)[..] {
+                            [Action::SignalChild { pid, signo: sent }] if sent == signo => {
+                                Some(pid)
+                            }
+                            _ => None,
+                        }
+                        .filter(|_| sup.state == state && sup.retiring.is_empty());
+                        assert_eq!(fast, only_forwarded, "{state:?} {}", signals::name(signo));
+                    }
+                }
+            }
         }
     }
 

@@ -44,8 +44,7 @@ impl Build<'_> {
             .current_dir(root())
             .args(["build", "-q", "--release", "--locked", "--target", target()])
             .env("CARGO_TARGET_DIR", &self.target_dir)
-            // `--target` keeps the flag away from build scripts and proc-macros.
-            .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static")
+            .env("CARGO_ENCODED_RUSTFLAGS", target::STATIC_RUSTFLAGS)
             .env_remove("RUSTFLAGS")
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         for package in self.packages {

@@ -81,7 +81,7 @@ fn build() -> Result<StaticBinaries, String> {
         .args(["build", "--release", "--locked", "--target", target()])
         .args(packages)
         .env("CARGO_TARGET_DIR", &target_dir)
-        .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static")
+        .env("CARGO_ENCODED_RUSTFLAGS", target::STATIC_RUSTFLAGS)
         .env_remove("RUSTFLAGS")
         .output()
         .map_err(|e| format!("cannot run cargo to build the static binaries: {e}"))?;
