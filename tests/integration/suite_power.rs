@@ -146,7 +146,8 @@ power_table! {
     an_init_that_always_exits_zero_fails_the_exit_code_scenario => EXIT_ZERO,
     /// tini and Docker's init without `-g` (krallin/tini#15).
     an_init_that_signals_only_the_child_pid_fails_the_shell_wrapper_group_scenario => CHILD_PID_ONLY,
-    /// dumb-init's start-up window (peer-inits.md §1.2): an early SIGTERM to PID 1 is dropped.
+    /// dumb-init's start-up window (docs/known-bugs.md#dumb-init-startup-race): an early
+    /// SIGTERM to PID 1 is dropped.
     an_init_that_blocks_signals_late_fails_the_early_sigterm_scenario => LATE_BLOCK,
     /// A re-bound socket loses its backlog: connections during a restart are refused.
     an_init_that_rebinds_its_sockets_on_restart_fails_the_socket_inheritance_scenario => REBIND,

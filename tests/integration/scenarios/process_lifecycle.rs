@@ -503,7 +503,7 @@ async fn leftovers_share_the_grace_period_that_began_with_the_stop_signal(run: R
 }
 
 /// A second stop signal during the shutdown reaches the child too: a child that logs SIGTERM
-/// and keeps going is told to hurry up with SIGINT (peer-inits.md §3 item 6, Ctrl-C twice).
+/// and keeps going is told to hurry up with SIGINT (Ctrl-C twice; docs/known-bugs.md#tini-15).
 #[scenario]
 async fn a_second_stop_signal_during_shutdown_reaches_the_child(run: Run) -> Result<()> {
     let c = ContainerSpec::new(&run)
@@ -598,7 +598,8 @@ async fn inspect(spec: ContainerSpec) -> Result<(Container, Inspection)> {
 
 /// The child starts with an empty signal mask and default dispositions: nothing the init
 /// blocks for itself leaks, and SIGPIPE (ignored by the Rust runtime) is not ignored.
-/// catatonit leaves SIGTSTP/SIGTTIN/SIGTTOU blocked (peer-inits.md §4 row 13).
+/// catatonit leaves SIGTSTP/SIGTTIN/SIGTTOU blocked
+/// (docs/known-bugs.md#catatonit-child-blocks-job-control).
 #[scenario]
 async fn child_starts_with_an_empty_signal_mask_and_no_ignored_signals(run: Run) -> Result<()> {
     let (c, i) = inspect(ContainerSpec::new(&run)).await?;
@@ -672,7 +673,7 @@ async fn inherited_listen_variables_are_stripped_without_ports(run: Run) -> Resu
 
 /// Signals the init inherited as ignored (a real-time one among them) are not the child's
 /// business: it starts with default dispositions. tini and catatonit keep them ignored
-/// (peer-inits.md §4 row 12).
+/// (docs/known-bugs.md#ignored-signals-stay-ignored).
 #[scenario(needs(Wrappable))]
 async fn signals_ignored_by_the_inits_parent_are_default_again_in_the_child(
     run: Run,

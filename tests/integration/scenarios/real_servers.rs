@@ -529,8 +529,8 @@ scenario_table! {
 /// The same server and load, restarted the way a container without socket inheritance has to
 /// be: the server binds its port itself and the container is restarted with `docker restart`.
 /// While it is down the port is closed and requests fail; on the bridge docker-proxy restarts
-/// too, and the first connection through the new one waits a SYN retransmit (about 1 s,
-/// docker-notes.md §9). The restart table shows these figures beside the SIGHUP rows. The init
+/// too, and the first connection through the new one waits a SYN retransmit (about 1 s, TCP's
+/// initial retransmission timeout, see `socket_inheritance.rs`). The restart table shows these figures beside the SIGHUP rows. The init
 /// only forwards `docker restart`'s SIGTERM, so any init can be asked this.
 async fn docker_restart_case(run: Run, server: Server) -> Result<()> {
     let host_port = probe::free_port()?;

@@ -491,9 +491,9 @@ async fn early_sigterm(run: &Run, n: usize, moment: Pid1Moment) -> Result<EarlyR
 /// `docker start`, while the child is still starting up) is never lost: over 24 runs each
 /// container exits 143 within 5 s. An init that blocks its signals late drops it (the
 /// kernel discards a default-disposition signal to PID 1), and so does one that forwards to
-/// a process group the child has not formed yet (dumb-init's start-up race, peer-inits.md
-/// §1.2, §3 item 3). Runs not yet started when one goes wrong are skipped: a broken init
-/// fails fast instead of costing 5 s per run.
+/// a process group the child has not formed yet (dumb-init's start-up race,
+/// docs/known-bugs.md#dumb-init-startup-race). Runs not yet started when one goes wrong are
+/// skipped: a broken init fails fast instead of costing 5 s per run.
 #[scenario]
 async fn an_early_sigterm_right_after_start_is_never_lost(run: Run) -> Result<()> {
     let went_wrong = &AtomicBool::new(false);

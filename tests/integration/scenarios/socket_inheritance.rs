@@ -12,7 +12,7 @@
 //! replies (`ECHO PID=<pid>: ...` names the process that answered, so a restart is visible in the
 //! traffic), `/proc` read through `docker exec` (the init's own fds, the listening socket's accept
 //! queue) and Docker's state. A bare TCP connect proves nothing through docker-proxy
-//! (moby#16976, #48132, peer-inits.md §3 item 19): every request needs its reply.
+//! (moby#16976, #48132; docs/known-bugs.md#moby-16976): every request needs its reply.
 //!
 //! Everything but the first and the `docker restart` comparison needs scinit's ports and
 //! restarts: `n/a` for the other inits.
@@ -537,8 +537,9 @@ const DOCKER_RESTARTS: usize = 3;
 /// The same load as above, restarted the way a container without socket inheritance has to be:
 /// `docker restart`, with the child binding its port itself. While the container is down the
 /// port is closed and requests are refused; on the bridge docker-proxy is restarted too, and the
-/// first connection through the new proxy waits one SYN retransmit (about 1 s,
-/// docker-notes.md §9). The restart table shows these figures beside scinit's SIGHUP restarts.
+/// first connection through the new proxy waits one SYN retransmit (about 1 s: its first SYN
+/// is dropped while the proxy's rules are replaced, and TCP's initial retransmission timeout is
+/// 1 s). The restart table shows these figures beside scinit's SIGHUP restarts.
 /// The host port is fixed so the clients' address survives the restart. Any init can be asked
 /// this.
 async fn docker_restart_case(run: Run, network: Network) -> Result<()> {
