@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), no_main)]
 
 mod args;
+mod await_reap;
 mod echo;
 mod exit_with;
 mod inspect;
@@ -16,6 +17,7 @@ mod procfs;
 mod protocol;
 mod ps;
 mod signal_names;
+mod signal_pid1;
 mod signal_state;
 mod signals;
 mod tree;
@@ -49,7 +51,11 @@ fn dispatch(cmd: &str, args: Args) -> Result<(), Failure> {
         "exit-with" => exit_with::run(args),
         "ps" => ps::run(args),
         "notify" => notify::run(args),
-        "" => Err(Failure::usage("testkit signals|echo|inspect|tree|exit-with|ps|notify [ARGS]")),
+        "signal-pid1" => signal_pid1::run(args),
+        "await-reap" => await_reap::run(args),
+        "" => Err(Failure::usage(
+            "testkit signals|echo|inspect|tree|exit-with|ps|notify|signal-pid1|await-reap [ARGS]",
+        )),
         _ => Err(Failure::usage("unknown subcommand")),
     }
 }
@@ -77,6 +83,9 @@ mod tests {
             ("ps", &["aux"]),
             ("notify", &[]),
             ("notify", &["ready"]),
+            ("signal-pid1", &["--at", "first-sleep"]),
+            ("signal-pid1", &["--at", "soon", "--signal", "TERM"]),
+            ("await-reap", &[]),
         ] {
             assert!(matches!(dispatch(cmd, args(bad)), Err(Failure::Usage(_))), "{cmd} {bad:?}");
         }

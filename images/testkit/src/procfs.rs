@@ -97,6 +97,11 @@ pub fn status(process: Process) -> Result<Status, Failure> {
 }
 
 impl Status {
+    #[cfg(test)]
+    pub fn from_text(text: String) -> Status {
+        Status(text)
+    }
+
     /// The value of `Name:`, whitespace trimmed.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.0.lines().find_map(|line| {

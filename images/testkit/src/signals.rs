@@ -1,9 +1,18 @@
-//! `testkit signals [--on SIG=ACTION]... [--linger-ms MS]`: the signal logger.
+//! `testkit signals [--on SIG=ACTION]... [--linger-ms MS] [--ack FIFO]`: the signal logger.
 //!
 //! Every signal is blocked first and collected with `sigwaitinfo`, so a signal sent between
 //! `exec` and the handshake is queued, not lost or acted on by a default disposition.
+//!
+//! `--ack FIFO`: made before the handshake if it does not exist, and one byte written to it after
+//! each `signal` line, so that a sender inside the container (`testkit signal-pid1 --ack`) can
+//! wait for each signal to arrive before it sends the next.
 
+use std::os::fd::OwnedFd;
+
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
 use nix::libc;
+use nix::sys::stat::Mode;
 
 use crate::args::{parse_num, unknown, Args};
 use crate::protocol::{fact, handshake, signal_fact, Context, Failure};
@@ -26,6 +35,7 @@ pub struct Options {
     /// `(signal, action)` overrides, later ones win.
     pub on: Vec<(i32, Action)>,
     pub linger_ms: u64,
+    pub ack: Option<String>,
 }
 
 impl Options {
@@ -76,13 +86,14 @@ pub fn parse_on(text: &str) -> Result<(i32, Action), Failure> {
 }
 
 pub fn parse(mut args: Args) -> Result<Options, Failure> {
-    let mut options = Options { on: Vec::new(), linger_ms: 0 };
+    let mut options = Options { on: Vec::new(), linger_ms: 0, ack: None };
     while let Some(arg) = args.next_str()? {
         match arg.as_str() {
             "--on" => options.on.push(parse_on(&args.value("--on")?)?),
             "--linger-ms" => {
                 options.linger_ms = parse_num("--linger-ms", &args.value("--linger-ms")?)?
             }
+            "--ack" => options.ack = Some(args.value("--ack")?),
             _ => return Err(unknown(&arg)),
         }
     }
@@ -104,6 +115,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         waited = waited.without(*signo);
     }
 
+    let ack = options.ack.as_deref().map(open_ack).transpose()?;
     handshake("signals");
     loop {
         let (signo, sender) = waited.wait()?;
@@ -111,6 +123,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
             continue;
         }
         signal_fact(signo, sender);
+        if let Some(ack) = &ack {
+            nix::unistd::write(ack, b"+").context("write the acknowledgement")?;
+        }
         match options.action(signo) {
             Action::Log | Action::Ignore => {}
             Action::Stop => {
@@ -130,6 +145,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
             }
         }
     }
+}
+
+/// The FIFO, made if need be and held open for reading and writing: opening it neither blocks
+/// for a reader nor fails for want of one, and a write only fails once the pipe is full.
+fn open_ack(fifo: &str) -> Result<OwnedFd, Failure> {
+    match nix::unistd::mkfifo(fifo, Mode::from_bits_truncate(0o600)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(Failure::internal(format!("mkfifo {fifo}: {e}"))),
+    }
+    open(fifo, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).context(format_args!("open {fifo}"))
 }
 
 #[cfg(test)]
@@ -166,12 +191,15 @@ mod tests {
             "SIGTERM=log",
             "--linger-ms",
             "250",
+            "--ack",
+            "/tmp/ack",
         ]))
         .unwrap();
         assert_eq!(options.action(libc::SIGTERM), Action::Log);
         assert_eq!(options.action(libc::SIGUSR1), Action::Ignore);
         assert_eq!(options.action(sigrtmin() + 2), Action::Die);
         assert_eq!(options.linger_ms, 250);
+        assert_eq!(options.ack.as_deref(), Some("/tmp/ack"));
     }
 
     #[test]

@@ -7,10 +7,9 @@ use std::fmt::Display;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
-use nix::sys::signal::Signal;
 
 use super::engine::{self, ExecOutput, Logs, State};
-use super::pid1::{self, HostPid1, Pid1Moment};
+use super::pid1::{self, Pid1Moment};
 use super::run::Deviation;
 use super::spec::CreateRequest;
 use crate::utils::child_report::{ChildReport, Fact, Proc, Ready};
@@ -179,27 +178,43 @@ impl Container {
         engine::state(&self.docker, &self.id).await
     }
 
-    /// PID 1 seen from the host.
-    pub async fn host_pid1(&self) -> Result<HostPid1> {
-        HostPid1::new(self.state().await?.host_pid)
+    /// PID 1's `/proc/1/status` and `/proc/1/smaps_rollup` (`VmRSS`, `Threads`, `Anonymous`,
+    /// ...), read inside the container: the same fields whatever the engine's host.
+    pub async fn pid1_memory(&self) -> Result<proc::Status> {
+        let out = self.exec(&["cat", "/proc/1/status", "/proc/1/smaps_rollup"]).await?;
+        if out.code != 0 {
+            bail!("reading PID 1's memory failed ({}): {}", out.code, out.stderr.join(" | "));
+        }
+        Ok(proc::Status::parse(&out.stdout.join("\n")))
     }
 
-    /// Sends `signal` to PID 1 at `moment` of the init's start-up (see [`HostPid1::signal_at`]).
-    /// A held container is released only once the watch runs, so the whole start-up is seen.
-    /// Returns whether PID 1 had not yet reached `moment` when the watch began.
+    /// Sends `signal` (`TERM`, `SIGTERM`, ...) to PID 1 at `moment` of the init's start-up, from
+    /// inside the container (`testkit signal-pid1` through `docker exec`). A held container is
+    /// released by the same command, so that it sees the whole start-up. Returns whether PID 1
+    /// had not yet reached `moment` when the watch began.
+    ///
+    /// `docker start` returns once runc has released its stub, possibly before its `execve`, and
+    /// a busy machine can then keep the new program off the CPU for milliseconds before its
+    /// `main` runs: a signal sent in either window is lost whatever the init, so both moments
+    /// come after them. Docker's `--init` cannot be held: its start-up has passed by the time the
+    /// exec runs, so for it the race is a plain early signal.
     pub async fn signal_pid1_at(
         &self,
         moment: Pid1Moment,
         signal: &str,
         within: Duration,
     ) -> Result<bool> {
-        let signal: Signal = signal.parse().map_err(|e| anyhow!("signal {signal}: {e}"))?;
-        let watch = self.host_pid1().await?.signal_at(moment, signal, within);
-        if self.held {
-            let release = pid1::release();
-            self.sh_argv(&release.iter().map(String::as_str).collect::<Vec<_>>()).await?;
-        }
-        watch.await?
+        let argv = pid1::signal_at(moment, signal, within, self.held);
+        let out = self.exec(&argv.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+        // The line comes before the signal: an init that exits at once on it ends the container,
+        // and the exec with it, so the exec's own exit code says nothing.
+        pid1::signalled(&out.stdout).ok_or_else(|| {
+            anyhow!(
+                "testkit signal-pid1 did not signal PID 1 (exit {}): {}",
+                out.code,
+                [out.stdout, out.stderr].concat().join(" | ")
+            )
+        })
     }
 
     pub async fn logs(&self) -> Result<Logs> {

@@ -303,8 +303,6 @@ pub struct State {
     pub paused: bool,
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
-    /// PID 1's pid in the host's namespace (0 when not running).
-    pub host_pid: i64,
 }
 
 pub async fn state(docker: &Docker, id: &str) -> Result<State> {
@@ -319,7 +317,6 @@ pub async fn state(docker: &Docker, id: &str) -> Result<State> {
         paused: s.paused.unwrap_or(false),
         exit_code: s.exit_code,
         oom_killed: s.oom_killed.unwrap_or(false),
-        host_pid: s.pid.unwrap_or(0),
     })
 }
 

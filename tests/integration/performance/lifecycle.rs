@@ -7,8 +7,8 @@
 //!   handshake carries the moment its `main` began (`start_mono_ns`), so the log's own latency is
 //!   not in the figure. Docker's create and runc's start weigh the same for every init; what
 //!   differs is the init's own work before its child runs.
-//! * **Idle memory**: once the child runs, PID 1's `VmRSS` and `Threads` (`/proc/<pid>/status`)
-//!   and the `Anonymous` total of its `smaps_rollup`. RSS of a static binary is mostly its clean
+//! * **Idle memory**: once the child runs, PID 1's `VmRSS` and `Threads` (`/proc/1/status`) and
+//!   the `Anonymous` total of its `smaps_rollup`, read inside the container (`docker exec`). RSS of a static binary is mostly its clean
 //!   text pages (the kernel maps the cached neighbours of every fault), so it follows the
 //!   binary's size; the anonymous memory (heap, stack, data) is what the init allocates.
 //! * **Stop**: from `docker kill -s TERM` (the API call) until Docker's wait reports the
@@ -106,10 +106,9 @@ async fn cycle(run: &Run) -> Result<Sample> {
     let ready = c.wait_for_fact("ready", 1, secs(5), |_| true).await?;
     let began: u64 = ready.num("start_mono_ns")?;
 
-    let pid1 = c.host_pid1().await?;
-    let status = pid1.status()?;
-    let (rss_kib, threads) = (status.number("VmRSS")?, status.number("Threads")?);
-    let anonymous_kib = pid1.anonymous_kib()?;
+    let memory = c.pid1_memory().await?;
+    let (rss_kib, threads) = (memory.number("VmRSS")?, memory.number("Threads")?);
+    let anonymous_kib = memory.number("Anonymous")?;
 
     let asked = Instant::now();
     c.kill("SIGTERM").await?;

@@ -23,14 +23,6 @@ impl Status {
         Status { fields }
     }
 
-    /// The host's `/proc/<pid>/status`.
-    pub fn of(pid: i32) -> Result<Status> {
-        let path = format!("/proc/{pid}/status");
-        Ok(Status::parse(
-            &std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?,
-        ))
-    }
-
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
@@ -68,21 +60,6 @@ impl fmt::Display for Status {
         }
         Ok(())
     }
-}
-
-/// A `kB` field of the host's `/proc/<pid>/smaps_rollup` (same `Name: value kB` shape).
-pub fn smaps_rollup_kib(pid: i32, name: &str) -> Result<u64> {
-    let path = format!("/proc/{pid}/smaps_rollup");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    Status::parse(&text).number(name)
-}
-
-/// The host pids of the children of a single-threaded host process, zombies included (its
-/// `/proc/<pid>/task/<pid>/children`): the orphans a container's PID 1 holds.
-pub fn children(pid: i32) -> Result<Vec<i32>> {
-    let path = format!("/proc/{pid}/task/{pid}/children");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    Ok(text.split_whitespace().filter_map(|p| p.parse().ok()).collect())
 }
 
 /// Whether the host has a process `pid`: a zombie still counts, until its parent reaps it. One
