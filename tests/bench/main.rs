@@ -50,7 +50,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 
 use infrastructure::inits::{table, Capability, Init};
-use infrastructure::Run;
+use infrastructure::{location, Network, Run};
 use performance::restarts::{Order, Setup};
 use performance::{forwarding, lifecycle, reaping, restarts};
 use progress::Progress;
@@ -129,7 +129,10 @@ async fn bench(plan: Plan) -> ExitCode {
     let began = Instant::now();
     let time = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let subject = inits[0].clone();
-    let setups: Vec<Setup> = Setup::ALL.into_iter().filter(|s| can_restart(&subject, *s)).collect();
+    let setups: Vec<Setup> = Setup::ALL
+        .into_iter()
+        .filter(|s| can_restart(&subject, *s) && network_reachable(*s))
+        .collect();
     let progress = Arc::new(Progress::new(3 * inits.len() + setups.len()));
     let mut busy = Vec::new();
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -226,6 +229,19 @@ fn inits(plan: &Plan) -> Result<Vec<Init>> {
 }
 
 /// Whether `init` can serve `setup`'s restarts (scinit's capabilities).
+/// Whether this process can reach a server on `setup`'s network: not the host network of an
+/// engine that does not share this process's network (the README's "Where the suite runs").
+fn network_reachable(setup: Setup) -> bool {
+    let foreign = location::location().ok().and_then(|l| l.foreign_network.as_deref());
+    match (setup.network, foreign) {
+        (Network::Host, Some(why)) => {
+            eprintln!("bench: restarts on the host network are not measured here: {why}");
+            false
+        }
+        _ => true,
+    }
+}
+
 fn can_restart(init: &Init, setup: Setup) -> bool {
     let needs = match setup.order {
         Order::StopFirst => &[Capability::Ports, Capability::Restart][..],

@@ -123,6 +123,10 @@ async fn defect_is_caught(power: Power) {
             "`{}` against broken-init:{} ended in a harness error, not a deviation naming the defect:\n{e}",
             power.scenario, power.defect
         ),
+        Observed::NotApplicable(why) => panic!(
+            "`{}` cannot run here ({why}), so this environment cannot show that it catches broken-init:{}",
+            power.scenario, power.defect
+        ),
     }
 }
 

@@ -6,6 +6,7 @@
 //! `ClientError` does.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures::StreamExt;
 
+use super::location;
 use super::spec::{CreateRequest, Network};
 use crate::utils::proc;
 
@@ -32,26 +34,29 @@ pub type Client = Docker;
 
 /// Every object the suite creates carries this label (value `1`).
 pub const LABEL_SUITE: &str = "scinit.test";
-/// `<pid>:<start time>` of the test process that owns a container: the sweep removes containers
-/// whose owner is gone, and only those, so parallel test processes never remove each other's.
+/// `<scope>:<pid>:<start time>` of the test process that owns a container, the scope naming the
+/// kernel boot and PID namespace in which that pid means something: the sweep removes containers
+/// whose owner is gone, and only those of its own scope, so parallel test processes never remove
+/// each other's, nor do runners on other machines (or in other containers) sharing the engine.
 pub const LABEL_OWNER: &str = "scinit.test.owner";
 /// The run (`SCINIT_TEST_SESSION`, set by `make docker-test`), so a wrapper can remove a whole run.
 pub const LABEL_SESSION: &str = "scinit.test.session";
 
-/// Connects and negotiates the API version. The first failure is turned into one line that says
-/// what to do, instead of a backtrace.
+/// Connects to the engine where [`location`](super::location) says it is (`DOCKER_HOST`, the
+/// current Docker context, or the local socket) and negotiates the API version. The first
+/// failure is turned into one line that says what to do, instead of a backtrace.
 pub async fn connect() -> Result<Docker> {
-    let docker = Docker::connect_with_local_defaults()
-        .map_err(|e| anyhow!("{}", unreachable_message(&e.to_string())))?;
-    docker.negotiate_version().await.map_err(|e| anyhow!("{}", unreachable_message(&e.to_string())))
-}
-
-fn unreachable_message(cause: &str) -> String {
-    let host =
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-    format!(
-        "Docker is not reachable at {host} ({cause}); start the daemon (e.g. `sudo systemctl start docker`) or set DOCKER_HOST"
-    )
+    let location = location::location()?;
+    let unreachable = |cause: &dyn std::fmt::Display| {
+        anyhow!(
+            "Docker is not reachable at {} (from {}): {cause}; start the daemon (e.g. `sudo \
+             systemctl start docker`), set DOCKER_HOST, or join the `docker` group",
+            location.endpoint,
+            location.source
+        )
+    };
+    let docker = Docker::connect_with_host(&location.endpoint).map_err(|e| unreachable(&e))?;
+    docker.negotiate_version().await.map_err(|e| unreachable(&e))
 }
 
 /// The client for this process, after the once-per-process leftover sweep.
@@ -67,7 +72,21 @@ pub fn owner_id() -> &'static str {
     static OWNER: OnceLock<String> = OnceLock::new();
     OWNER.get_or_init(|| {
         let pid = std::process::id();
-        format!("{pid}:{}", proc::start_time(pid).unwrap_or_default())
+        format!("{}:{pid}:{}", owner_scope(), proc::start_time(pid).unwrap_or_default())
+    })
+}
+
+/// Where this process's pids mean something: the kernel's boot id and this process's PID
+/// namespace (`<boot id>/<namespace inode>`). Two processes with the same scope see the same
+/// `/proc`.
+fn owner_scope() -> &'static str {
+    static SCOPE: OnceLock<String> = OnceLock::new();
+    SCOPE.get_or_init(|| {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        let namespace = std::fs::read_link("/proc/self/ns/pid").unwrap_or_default();
+        let namespace = namespace.to_string_lossy();
+        let inode = namespace.trim_start_matches("pid:[").trim_end_matches(']');
+        format!("{}/{inode}", boot.trim())
     })
 }
 
@@ -83,8 +102,16 @@ pub fn labels() -> Vec<(String, String)> {
     labels
 }
 
-fn owner_is_alive(owner: &str) -> bool {
-    let Some((pid, start)) = owner.split_once(':') else { return false };
+/// Whether the sweep must leave the container of `owner` alone: its owner still runs, or it is
+/// another scope's (another machine, container or PID namespace), which this process cannot
+/// judge. An owner label without a scope (written before scopes existed) is judged as this
+/// scope's.
+fn spared(owner: &str, scope: &str) -> bool {
+    let mut parts = owner.rsplitn(3, ':');
+    let (Some(start), Some(pid)) = (parts.next(), parts.next()) else { return false };
+    if parts.next().is_some_and(|owner_scope| owner_scope != scope) {
+        return true;
+    }
     let Ok(pid) = pid.parse::<u32>() else { return false };
     proc::start_time(pid).is_some_and(|s| s.to_string() == start)
 }
@@ -103,7 +130,7 @@ pub async fn sweep_leftovers(docker: &Docker) -> Result<usize> {
     let mut removed = 0;
     for c in containers {
         let owner = c.labels.as_ref().and_then(|l| l.get(LABEL_OWNER)).cloned().unwrap_or_default();
-        if owner_is_alive(&owner) {
+        if spared(&owner, owner_scope()) {
             continue;
         }
         if let Some(id) = c.id {
@@ -116,17 +143,23 @@ pub async fn sweep_leftovers(docker: &Docker) -> Result<usize> {
     Ok(removed)
 }
 
-/// Docker's create body for `request`, with this process's labels added. Pure.
-pub fn create_body(request: &CreateRequest, labels: &[(String, String)]) -> ContainerCreateBody {
+/// Docker's create body for `request`, with this process's labels added, its ports published on
+/// `publish_ip` (the loopback beside a local engine: see [`location`]). Pure.
+pub fn create_body(
+    request: &CreateRequest,
+    labels: &[(String, String)],
+    publish_ip: IpAddr,
+) -> ContainerCreateBody {
     let bridge = request.network == Network::Bridge;
     let port_bindings = bridge.then(|| {
         request
             .published
             .iter()
             .map(|p| {
-                // Only ever on the loopback: nothing the suite starts is reachable from outside.
+                // On the loopback whenever the engine is local: nothing the suite starts is then
+                // reachable from outside.
                 let binding = PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
+                    host_ip: Some(publish_ip.to_string()),
                     host_port: Some(p.host.map_or_else(String::new, |h| h.to_string())),
                 };
                 (format!("{}/tcp", p.container), Some(vec![binding]))
@@ -172,7 +205,7 @@ pub fn create_body(request: &CreateRequest, labels: &[(String, String)]) -> Cont
 /// Creates the container `request` describes, named `name`, with this process's labels.
 pub async fn create(docker: &Docker, name: &str, request: &CreateRequest) -> Result<String> {
     let options = CreateContainerOptionsBuilder::default().name(name).build();
-    let body = create_body(request, &labels());
+    let body = create_body(request, &labels(), location::location()?.publish_ip);
     let created = docker.create_container(Some(options), body).await;
     Ok(created.with_context(|| format!("create container {name} from {}", request.image))?.id)
 }
@@ -560,6 +593,24 @@ mod tests {
     use super::*;
     use crate::infrastructure::spec::{HealthCheck, Limits, Published};
 
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn the_sweep_spares_live_owners_and_other_scopes_and_takes_dead_owners_of_its_own() {
+        let me = owner_id();
+        let scope = owner_scope();
+        assert!(me.starts_with(scope) && scope.contains('/'), "{me}");
+        assert!(spared(me, scope), "a live owner is spared");
+        let dead = format!("{scope}:{}:1", u32::MAX);
+        assert!(!spared(&dead, scope), "a dead owner of this scope is swept");
+        let elsewhere = format!("another-boot/4026531836:{}:1", u32::MAX);
+        assert!(spared(&elsewhere, scope), "another scope's container is left alone");
+        let unscoped_me = me.strip_prefix(scope).unwrap().trim_start_matches(':');
+        assert!(spared(unscoped_me, scope), "an unscoped label is judged as this scope's");
+        assert!(!spared(&format!("{}:1", u32::MAX), scope));
+        assert!(!spared("garbage", scope));
+    }
+
     fn request() -> CreateRequest {
         CreateRequest {
             image: "scinit-test:1".into(),
@@ -581,8 +632,18 @@ mod tests {
     }
 
     #[test]
-    fn published_ports_are_bound_on_the_loopback_only() {
-        let body = create_body(&request(), &[("scinit.test".into(), "1".into())]);
+    fn published_ports_are_bound_on_the_engines_publish_address_only() {
+        let gateway: IpAddr = "172.17.0.1".parse().unwrap();
+        let body = create_body(&request(), &[], gateway);
+        let bindings = body.host_config.unwrap().port_bindings.unwrap();
+        for binding in bindings.values() {
+            assert_eq!(binding.clone().unwrap()[0].host_ip.as_deref(), Some("172.17.0.1"));
+        }
+    }
+
+    #[test]
+    fn published_ports_are_bound_on_the_loopback_beside_a_local_engine() {
+        let body = create_body(&request(), &[("scinit.test".into(), "1".into())], LOOPBACK);
         let host = body.host_config.unwrap();
         let bindings = host.port_bindings.unwrap();
         let only = |port: &str| bindings[port].clone().unwrap()[0].clone();
@@ -610,7 +671,7 @@ mod tests {
             tty: true,
             ..request()
         };
-        let body = create_body(&r, &[]);
+        let body = create_body(&r, &[], LOOPBACK);
         assert_eq!(body.tty, Some(true));
         let health = body.healthcheck.unwrap();
         assert_eq!(health.test.unwrap(), ["CMD", "/probe"]);

@@ -52,6 +52,10 @@ pub enum Observed {
     Deviation(String),
     /// The harness itself failed (Docker error, timeout of the harness, bad fixture).
     Error(String),
+    /// The scenario cannot run where this process runs (e.g. it needs the host network to be
+    /// this process's network); the text says why. Whatever the expectation, the scenario is
+    /// `n/a` here.
+    NotApplicable(String),
 }
 
 /// The judgement of one scenario against one init.
@@ -97,6 +101,7 @@ impl fmt::Display for Verdict {
 pub fn judge(expect: &Expect, observed: &Observed) -> Verdict {
     match (expect, observed) {
         (_, Observed::Error(_)) => Verdict::Error,
+        (_, Observed::NotApplicable(_)) => Verdict::NotApplicable,
         (Expect::Pass, Observed::Pass) => Verdict::Pass,
         (Expect::Pass, Observed::Deviation(_)) => Verdict::Fail,
         (Expect::Differs(_), Observed::Deviation(_)) => Verdict::ExpectedDifference,

@@ -254,7 +254,10 @@ fn dockerfile() -> Result<&'static str> {
 }
 
 /// Builds the image for `fs` unless an image with its content tag exists; returns the tag.
-/// Concurrent callers in one process wait for a single build.
+/// Concurrent callers in one process wait for a single build, and so do other test processes
+/// on this machine (nextest runs each test in its own): one builds under a lock file named by
+/// the content, the others wait for the lock and then find the image. Without it, processes
+/// built the same content at once and every loser's image was left behind untagged.
 pub async fn ensure(fs: &RootFs) -> Result<String> {
     static BUILDS: OnceLock<Mutex<HashMap<u64, Arc<tokio::sync::OnceCell<String>>>>> =
         OnceLock::new();
@@ -274,6 +277,10 @@ pub async fn ensure(fs: &RootFs) -> Result<String> {
             if engine::image_exists(&docker, &tag).await {
                 return Ok(tag);
             }
+            let _lock = build_lock(hash).await?;
+            if engine::image_exists(&docker, &tag).await {
+                return Ok(tag);
+            }
             let labels = [(LABEL_SUITE, "1"), (LABEL_IMAGE, "1")];
             engine::build_image(&docker, fs.tar_context(recipe)?, &tag, &labels).await?;
             Ok::<_, anyhow::Error>(tag)
@@ -281,6 +288,31 @@ pub async fn ensure(fs: &RootFs) -> Result<String> {
         .await?;
     record_use(tag)?;
     Ok(tag.clone())
+}
+
+/// An exclusive lock on `<temp dir>/scinit-test-images/<hash>.lock`, held until dropped (or the
+/// process dies). The directory is shared by every user, and `flock` works on a read-only
+/// descriptor, so a lock file another user made is usable too.
+async fn build_lock(hash: u64) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let dir = std::env::temp_dir().join("scinit-test-images");
+    tokio::task::spawn_blocking(move || {
+        if std::fs::create_dir(&dir).is_ok() {
+            // Sticky and writable by all, like /tmp: any user's test run may lock here.
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))?;
+        }
+        let path = dir.join(format!("{hash:016x}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .or_else(|_| std::fs::File::open(&path))
+            .with_context(|| format!("opening the image build lock {}", path.display()))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| anyhow!("locking {}: {e}", path.display()))
+    })
+    .await?
 }
 
 /// Appends `tag` to `images-used.txt` in the results directory: at the end of a run,

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod expectations;
 pub mod image;
 pub mod inits;
+pub mod location;
 pub mod pid1;
 pub mod probe;
 pub mod results;

@@ -4,7 +4,8 @@
 //! `ECHO PID=<pid>: <line>` from the echo server (or, for a foreign server, the expected HTTP
 //! status and body).
 //!
-//! Load loops are bounded in count and time, and target 127.0.0.1 only.
+//! Load loops are bounded in count and time, and target only the suite's own containers: ports
+//! published on the loopback beside a local engine, or on the engine's publish address.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,8 +26,11 @@ pub struct Reply {
     pub latency: Duration,
 }
 
-pub fn localhost(port: u16) -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+/// Where this process reaches `port` of a container: published on the engine's publish address
+/// (the loopback beside a local engine, see [`location`](super::location)), or bound on the host
+/// network, which scenarios only use when it is this process's network.
+pub fn published(port: u16) -> Result<SocketAddr> {
+    Ok(SocketAddr::from((super::location::location()?.publish_ip, port)))
 }
 
 /// A port free on 127.0.0.1 right now (for containers on the host network).
@@ -438,7 +442,7 @@ mod tests {
 
     /// A local stand-in for the echo server, answering as pid 7.
     async fn fake_echo_server() -> SocketAddr {
-        let listener = tokio::net::TcpListener::bind(localhost(0)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {

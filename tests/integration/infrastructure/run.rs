@@ -69,6 +69,19 @@ impl fmt::Display for Deviation {
 
 impl std::error::Error for Deviation {}
 
+/// The scenario cannot run in this environment, and why: it is `n/a` here rather than failed
+/// (see [`Observed::NotApplicable`]).
+#[derive(Debug)]
+pub struct Inapplicable(pub String);
+
+impl fmt::Display for Inapplicable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Inapplicable {}
+
 /// Runs `body` against the init under test and judges it against the expected outputs.
 /// Panics (fails the test) on FAIL, UNEXPECTED-PASS and ERROR, with the whole story.
 pub async fn run<F, Fut>(scenario: &str, needs: &[Capability], body: F)
@@ -98,6 +111,7 @@ where
             let detail = match &observed {
                 Observed::Pass => String::new(),
                 Observed::Deviation(d) | Observed::Error(d) => d.clone(),
+                Observed::NotApplicable(why) => format!("not applicable here: {why}"),
             };
             (expectations::judge(&expect, &observed), detail)
         }
@@ -173,6 +187,8 @@ where
         Ok(Err(e)) => {
             if let Some(d) = e.downcast_ref::<Deviation>() {
                 Observed::Deviation(d.0.clone())
+            } else if let Some(n) = e.downcast_ref::<Inapplicable>() {
+                Observed::NotApplicable(n.0.clone())
             } else if let Some(u) = e.downcast_ref::<Unsupported>() {
                 Observed::Error(format!(
                     "{u}: declare it with #[scenario(needs({:?}))]",

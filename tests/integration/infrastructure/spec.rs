@@ -13,8 +13,9 @@ use anyhow::Result;
 use super::container::Container;
 use super::image::{self, RootFs};
 use super::inits::{Capability, Init, Intent, LiveReload, Readiness, ReadySignal, Unsupported};
+use super::location;
 use super::pid1;
-use super::run::Run;
+use super::run::{Inapplicable, Run};
 use crate::static_build::StaticBinaries;
 
 /// What stands between Docker and the init: who is PID 1.
@@ -366,6 +367,14 @@ impl ContainerSpec {
     /// Builds (or reuses) the image, creates and starts the container and, unless told
     /// otherwise, waits for the child's `ready` line.
     pub async fn start(self) -> Result<Container> {
+        if self.network == Network::Host {
+            if let Some(why) = &location::location()?.foreign_network {
+                return Err(Inapplicable(format!(
+                    "a container on the host network does not share this process's network: {why}"
+                ))
+                .into());
+            }
+        }
         let binaries = image::built_binaries().await?;
         let tag = image::ensure(&self.root_fs(&binaries)?).await?;
         let request = self.request(&tag)?;

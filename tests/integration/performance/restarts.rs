@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::figures::restart;
-use crate::infrastructure::probe::{free_port, localhost, Timeline};
+use crate::infrastructure::probe::{free_port, published, Timeline};
 use crate::infrastructure::{ContainerSpec, Follower, Network, ReadySignal, Run};
 use crate::performance::load::{bounded_load, record_restarts};
 use crate::utils::child_report::{Fact, Ready};
@@ -114,7 +114,7 @@ pub async fn measure(
         }
     };
     let c = spec.start().await?;
-    let addr = localhost(c.host_port(port).await?);
+    let addr = published(c.host_port(port).await?)?;
     let mut follower = c.follow();
     let mut pid = next_child(&mut follower, None, Order::StopFirst).await?;
     let origin = Instant::now();

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::figures::restart;
-use crate::infrastructure::probe::localhost;
+use crate::infrastructure::probe::published;
 use crate::infrastructure::{scenario, Container, ContainerSpec, Follower, Run};
 use crate::performance::load::{bounded_load, record_restarts};
 use crate::utils::wait::secs;
@@ -68,7 +68,7 @@ async fn file_changes_restart_the_child_once_per_quiet_period_with_the_last_writ
         .await?;
     let mut follower = c.follow();
     let first = c.next_ready(&mut follower, RESTART_WITHIN, "start").await?;
-    let load = bounded_load(localhost(c.host_port(8080).await?)).start();
+    let load = bounded_load(published(c.host_port(8080).await?)?).start();
     let serving = load.wait_for_pid(first.pid, secs(10)).await;
     check_ok!(c, serving, "the first child never answered the load");
 

@@ -19,7 +19,7 @@ use anyhow::{anyhow, Result};
 
 use crate::figures::restart::kind;
 use crate::infrastructure::engine::Logs;
-use crate::infrastructure::probe::{self, localhost, HttpReply, Load, Protocol};
+use crate::infrastructure::probe::{self, published, HttpReply, Load, Protocol};
 use crate::infrastructure::{Container, ContainerSpec, ReadySignal, Run};
 use crate::performance::load::{bounded_load, record_restarts};
 use crate::utils::wait::{self, secs, Polled};
@@ -436,7 +436,7 @@ async fn sighup_restart_case(run: Run, case: RestartCase) -> Result<()> {
     let c = spec.without_ready_wait().start().await?;
     let started = server.logged(&c, Event::Started, 1, server.start_within()).await;
     check_ok!(c, started, "{server} never started on the inherited socket");
-    let addr = localhost(c.host_port(HTTP_PORT).await?);
+    let addr = published(c.host_port(HTTP_PORT).await?)?;
     let page = probe::http_get(addr, "/", secs(10)).await;
     let served = page.as_ref().is_ok_and(|p| server.served(p));
     let page = page.map_or_else(|e| format!("{e:#}"), |p| format!("{p:?}"));
@@ -537,7 +537,7 @@ async fn docker_restart_case(run: Run, server: Server) -> Result<()> {
     let c = server.spec(&run, Binding::Own { host_port }).without_ready_wait().start().await?;
     let load = Load {
         protocol: Protocol::Http { path: "/".into(), body: server.body().into() },
-        ..bounded_load(localhost(host_port))
+        ..bounded_load(published(host_port)?)
     }
     .start();
     let serving = load.wait_for_success_since(Instant::now(), server.start_within()).await;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::infrastructure::probe::localhost;
+use crate::infrastructure::probe::published;
 use crate::infrastructure::{scenario, Container, ContainerSpec, Follower, ReadySignal, Run};
 use crate::performance::load::bounded_load;
 use crate::utils::child_report::{Fact, Ready};
@@ -60,7 +60,7 @@ async fn restarted(spec: ContainerSpec) -> Result<(Container, Follower, Ready, R
 /// keeps serving.
 async fn ready_ends_the_old_child(run: Run, ready: ReadySignal) -> Result<()> {
     let (c, mut follower, old, new) = restarted(notifying_echo(&run, ready)).await?;
-    let load = bounded_load(localhost(c.host_port(8080).await?)).start();
+    let load = bounded_load(published(c.host_port(8080).await?)?).start();
     let early = c.fact_within("signal", 1, QUIET, sigterm_of(old.pid)).await?;
     check_in!(
         c,
@@ -127,7 +127,7 @@ async fn start_first_without_notify_stops_the_old_child_after_the_ready_delay(
     let c = spec.start().await?;
     let mut follower = c.follow();
     let old = c.next_ready(&mut follower, RESTART_WITHIN, "start").await?;
-    let load = bounded_load(localhost(c.host_port(8080).await?)).start();
+    let load = bounded_load(published(c.host_port(8080).await?)?).start();
     c.kill("SIGHUP").await?;
     let new = c.next_ready(&mut follower, RESTART_WITHIN, "SIGHUP").await?;
     let started = Instant::now();
@@ -196,7 +196,7 @@ async fn a_start_first_restart_is_abandoned_when_the_new_child_is_not_ready_in_t
         .start_first(ReadySignal::Notify, Some(timeout))
         .child(["testkit", "echo"]);
     let (c, mut follower, old, new) = restarted(spec).await?;
-    let load = bounded_load(localhost(c.host_port(8080).await?)).start();
+    let load = bounded_load(published(c.host_port(8080).await?)?).start();
     let stopped = follower.next_fact("signal", timeout + RESTART_WITHIN, sigterm_of(new.pid)).await;
     check_ok!(c, stopped, "the new child {} that never said READY=1 was not stopped", new.pid);
     abandonment_line(&c).await?;

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 
 use crate::figures::restart;
-use crate::infrastructure::probe::{self, localhost, Session};
+use crate::infrastructure::probe::{self, published, Session};
 use crate::infrastructure::{
     scenario, Capability, Container, ContainerSpec, Follower, Network, Run,
 };
@@ -50,7 +50,7 @@ async fn echo_server_answers_through_a_published_port(run: Run) -> Result<()> {
     };
     let c = scenario.start().await?;
     let port = c.host_port(8080).await?;
-    let reply = probe::wait_until_serving(localhost(port), secs(10)).await;
+    let reply = probe::wait_until_serving(published(port)?, secs(10)).await;
     check_in!(c, reply.is_ok(), "no echo through 127.0.0.1:{port}: {}", why(&reply));
     Ok(())
 }
@@ -216,7 +216,7 @@ async fn inheritance_case(run: Run, case: InheritanceCase) -> Result<()> {
             let script = format!("echo {line} | nc -w 5 ::1 {port}");
             c.exec(&["sh", "-c", &script]).await?.stdout.join("\n")
         } else {
-            let reply = probe::request(localhost(c.host_port(port).await?), &line, secs(10)).await;
+            let reply = probe::request(published(c.host_port(port).await?)?, &line, secs(10)).await;
             reply
                 .map(|r| format!("ECHO PID={}: {line}", r.pid))
                 .unwrap_or_else(|e| format!("{e:#}"))
@@ -273,7 +273,7 @@ async fn echo_server(
         }
     };
     let c = scenario.start().await?;
-    let addr = localhost(c.host_port(port).await?);
+    let addr = published(c.host_port(port).await?)?;
     Ok((c, addr))
 }
 
@@ -557,7 +557,7 @@ async fn docker_restart_case(run: Run, network: Network) -> Result<()> {
         ]),
     };
     let c = scenario.start().await?;
-    let load = bounded_load(localhost(host_port)).start();
+    let load = bounded_load(published(host_port)?).start();
     load.wait_for_success_since(Instant::now(), secs(10)).await?;
 
     let started = Instant::now();
