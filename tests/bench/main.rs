@@ -126,6 +126,11 @@ async fn bench(plan: Plan) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The first connection also learns where the engine is (which networks are reachable).
+    if let Err(e) = infrastructure::engine::client().await {
+        eprintln!("bench: {e:#}");
+        return ExitCode::from(2);
+    }
     let began = Instant::now();
     let time = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let subject = inits[0].clone();
@@ -233,6 +238,7 @@ fn inits(plan: &Plan) -> Result<Vec<Init>> {
 /// engine that does not share this process's network (the README's "Where the suite runs").
 fn network_reachable(setup: Setup) -> bool {
     let foreign = location::location().ok().and_then(|l| l.foreign_network.as_deref());
+    // Unknown (no connection) counts as reachable: the measurement then says what is wrong.
     match (setup.network, foreign) {
         (Network::Host, Some(why)) => {
             eprintln!("bench: restarts on the host network are not measured here: {why}");

@@ -46,17 +46,18 @@ pub const LABEL_SESSION: &str = "scinit.test.session";
 /// current Docker context, or the local socket) and negotiates the API version. The first
 /// failure is turned into one line that says what to do, instead of a backtrace.
 pub async fn connect() -> Result<Docker> {
-    let location = location::location()?;
+    let (endpoint, source) = location::endpoint(location::environment());
+    location::supported(&endpoint)?;
     let unreachable = |cause: &dyn std::fmt::Display| {
         anyhow!(
-            "Docker is not reachable at {} (from {}): {cause}; start the daemon (e.g. `sudo \
-             systemctl start docker`), set DOCKER_HOST, or join the `docker` group",
-            location.endpoint,
-            location.source
+            "Docker is not reachable at {endpoint} (from {source}): {cause}; start the daemon \
+             (e.g. `sudo systemctl start docker`), set DOCKER_HOST, or join the `docker` group"
         )
     };
-    let docker = Docker::connect_with_host(&location.endpoint).map_err(|e| unreachable(&e))?;
-    docker.negotiate_version().await.map_err(|e| unreachable(&e))
+    let docker = Docker::connect_with_host(&endpoint).map_err(|e| unreachable(&e))?;
+    let docker = docker.negotiate_version().await.map_err(|e| unreachable(&e))?;
+    location::init(&docker).await?;
+    Ok(docker)
 }
 
 /// The client for this process, after the once-per-process leftover sweep.

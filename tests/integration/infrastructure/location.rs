@@ -4,11 +4,15 @@
 //! non-root user of the `docker` group, in a container of its own with the daemon's socket
 //! mounted (as GitLab and Jenkins runners do), or against `DOCKER_HOST=tcp://...`.
 //!
-//! The decisions are pure functions of what is read from the environment, unit-tested below;
-//! [`location`] reads it once per process.
+//! Whether this process shares the engine host's network is a fact, not a guess: the engine's
+//! default bridge has a gateway address on the engine's host; if this process can bind to that
+//! address, it is on the engine host's network (beside a local daemon); if it cannot, it is
+//! somewhere else (a container of its own, another machine), and reaches that gateway through
+//! its routes. The decisions are pure functions of those facts, unit-tested below; the facts
+//! are gathered once per process, when it first connects ([`init`]).
 
 use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, Result};
@@ -27,72 +31,119 @@ pub struct Location {
     pub foreign_network: Option<String>,
 }
 
-/// What [`locate`] decides from.
+/// What [`endpoint`] and [`locate`] decide from.
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
     /// `DOCKER_HOST`.
     pub docker_host: Option<String>,
     /// The current Docker context's name and endpoint, when it is not `default`.
     pub context: Option<(String, String)>,
-    /// `SCINIT_TEST_PUBLISH_ADDR`: where published ports are bound and reached, overriding the rest.
+    /// `SCINIT_TEST_PUBLISH_ADDR`: where published ports are bound and reached, overriding the
+    /// rest.
     pub publish_override: Option<String>,
-    /// This process runs in a container of its own (`/.dockerenv` or `/run/.containerenv`).
-    pub in_container: bool,
-    /// This process's default gateway (from `/proc/net/route`): the engine's host, seen from a
-    /// container on one of its bridges.
-    pub gateway: Option<Ipv4Addr>,
 }
 
-/// The location of the engine for this process, read once.
+/// What the engine says about its host's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineNetwork {
+    /// The gateway of the engine's default bridge: an address of the engine's host.
+    pub bridge_gateway: Option<IpAddr>,
+    /// Whether this process can bind to that address, that is, whether it is on the engine
+    /// host's network.
+    pub gateway_is_ours: bool,
+}
+
+/// The endpoint to connect to and where it came from: `DOCKER_HOST`, else the current Docker
+/// context's, else the local socket. Pure.
+pub fn endpoint(env: &Environment) -> (String, String) {
+    match (&env.docker_host, &env.context) {
+        (Some(host), _) => (host.clone(), "DOCKER_HOST".to_string()),
+        (_, Some((name, endpoint))) => (endpoint.clone(), format!("the Docker context \"{name}\"")),
+        _ => ("unix:///var/run/docker.sock".to_string(), "the default".to_string()),
+    }
+}
+
+/// This process's environment, read once.
+pub fn environment() -> &'static Environment {
+    static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+    ENVIRONMENT.get_or_init(Environment::read)
+}
+
+static LOCATION: OnceLock<Result<Location, String>> = OnceLock::new();
+
+/// Gathers the facts once per process, from the engine `docker` answers for (its default
+/// bridge's gateway), and decides the location. Called on the first connection.
+pub async fn init(docker: &bollard::Docker) -> Result<&'static Location> {
+    if LOCATION.get().is_none() {
+        let bridge_gateway = match docker.inspect_network("bridge", None).await {
+            Ok(network) => network
+                .ipam
+                .and_then(|ipam| ipam.config)
+                .into_iter()
+                .flatten()
+                .find_map(|config| config.gateway?.parse::<IpAddr>().ok()),
+            // An engine without Docker's default bridge (Podman names its own `podman`): no
+            // address to test, so the endpoint alone decides.
+            Err(_) => None,
+        };
+        let gateway_is_ours =
+            bridge_gateway.is_some_and(|ip| std::net::TcpListener::bind((ip, 0)).is_ok());
+        let facts = EngineNetwork { bridge_gateway, gateway_is_ours };
+        let _ = LOCATION.set(locate(environment(), facts).map_err(|e| format!("{e:#}")));
+    }
+    location()
+}
+
+/// The location [`init`] decided.
 pub fn location() -> Result<&'static Location> {
-    static LOCATION: OnceLock<Result<Location, String>> = OnceLock::new();
     LOCATION
-        .get_or_init(|| locate(&Environment::read()).map_err(|e| format!("{e:#}")))
+        .get()
+        .ok_or_else(|| anyhow!("the engine's location is read on the first connection"))?
         .as_ref()
         .map_err(|e| anyhow!("{e}"))
 }
 
-/// Pure: the engine's location from `env`.
-pub fn locate(env: &Environment) -> Result<Location> {
-    let (endpoint, source) = match (&env.docker_host, &env.context) {
-        (Some(host), _) if !host.is_empty() => (host.clone(), "DOCKER_HOST".to_string()),
-        (_, Some((name, endpoint))) => (endpoint.clone(), format!("the Docker context \"{name}\"")),
-        _ => ("unix:///var/run/docker.sock".to_string(), "the default".to_string()),
-    };
+/// Pure: the engine's location from `env` and what the engine said.
+pub fn locate(env: &Environment, engine: EngineNetwork) -> Result<Location> {
+    let (endpoint, source) = endpoint(env);
     let remote_host = remote_host(&endpoint)?;
+    let local = match &remote_host {
+        None => true,
+        Some(host) => resolve(host)?.is_loopback(),
+    };
+    // Beside a local engine, this process shares its host's network exactly when the bridge's
+    // gateway is one of its own addresses (no bridge to test: assume it does).
+    let shares = local && (engine.gateway_is_ours || engine.bridge_gateway.is_none());
     let (publish_ip, foreign_network) = match (&env.publish_override, remote_host) {
         (Some(addr), _) => {
             let ip: IpAddr = addr
                 .parse()
                 .map_err(|_| anyhow!("SCINIT_TEST_PUBLISH_ADDR={addr:?} is not an IP address"))?;
-            let shared = ip.is_loopback() && !env.in_container;
+            let shared = shares && ip.is_loopback();
             (ip, (!shared).then(|| format!("published ports are reached at {ip}")))
         }
-        (None, Some(host)) => {
+        (None, Some(host)) if !local => {
             let ip = resolve(&host)?;
-            if ip.is_loopback() && !env.in_container {
-                (ip, None)
-            } else {
-                (ip, Some(format!("the engine is at {host} ({endpoint} from {source})")))
-            }
+            (ip, Some(format!("the engine is at {host} ({endpoint} from {source})")))
         }
-        (None, None) if env.in_container => {
-            let gateway = env.gateway.ok_or_else(|| {
-                anyhow!(
-                    "this process runs in a container and has no default route to the engine's \
-                     host: set SCINIT_TEST_PUBLISH_ADDR to an address of the engine's host that \
-                     this container reaches"
-                )
+        (None, _) if shares => (IpAddr::V4(Ipv4Addr::LOCALHOST), None),
+        (None, _) => {
+            let gateway = engine.bridge_gateway.ok_or_else(|| {
+                anyhow!("the engine's bridge has no gateway: set SCINIT_TEST_PUBLISH_ADDR")
             })?;
             let why = format!(
-                "this process runs in a container of its own network; the engine's host is its \
-                 gateway {gateway}"
+                "this process is not on the engine host's network (it cannot bind the engine's \
+                 bridge gateway {gateway}, which it reaches through its routes)"
             );
-            (IpAddr::V4(gateway), Some(why))
+            (gateway, Some(why))
         }
-        (None, None) => (IpAddr::V4(Ipv4Addr::LOCALHOST), None),
     };
     Ok(Location { endpoint, source, publish_ip, foreign_network })
+}
+
+/// Whether the suite's client can talk to `endpoint`; the error says what to do instead.
+pub fn supported(endpoint: &str) -> Result<()> {
+    remote_host(endpoint).map(drop)
 }
 
 /// The host of a network endpoint (`tcp://`, `http://`, `https://`), `None` for a local socket.
@@ -142,9 +193,6 @@ impl Environment {
             docker_host: var("DOCKER_HOST"),
             context: current_context(var("DOCKER_CONTEXT"), docker_config_dir()),
             publish_override: var("SCINIT_TEST_PUBLISH_ADDR"),
-            in_container: Path::new("/.dockerenv").exists()
-                || Path::new("/run/.containerenv").exists(),
-            gateway: std::fs::read_to_string("/proc/net/route").ok().and_then(|t| gateway(&t)),
         }
     }
 }
@@ -183,18 +231,6 @@ fn context_endpoint(meta_json: &str, name: &str) -> Option<String> {
     Some(meta.pointer("/Endpoints/docker/Host")?.as_str()?.to_string())
 }
 
-/// The default gateway in the text of `/proc/net/route` (hex, little-endian).
-fn gateway(route_table: &str) -> Option<Ipv4Addr> {
-    route_table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.get(1) != Some(&"00000000") {
-            return None;
-        }
-        let hex = u32::from_str_radix(fields.get(2)?, 16).ok()?;
-        Some(Ipv4Addr::from(hex.to_le_bytes()))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,69 +239,68 @@ mod tests {
         Environment { docker_host: docker_host.map(str::to_string), ..Environment::default() }
     }
 
+    const GATEWAY: IpAddr = IpAddr::V4(Ipv4Addr::new(172, 17, 0, 1));
+    /// Beside the engine: its bridge's gateway is one of this process's addresses.
+    const BESIDE: EngineNetwork =
+        EngineNetwork { bridge_gateway: Some(GATEWAY), gateway_is_ours: true };
+    /// In a container of its own (or on another machine): it is not.
+    const APART: EngineNetwork =
+        EngineNetwork { bridge_gateway: Some(GATEWAY), gateway_is_ours: false };
+
     #[test]
-    fn a_local_socket_publishes_on_the_loopback_and_shares_the_host_network() {
-        for host in [None, Some("unix:///var/run/docker.sock"), Some("unix:///tmp/d.sock")] {
-            let l = locate(&env(host)).unwrap();
+    fn beside_a_local_engine_ports_are_on_the_loopback_and_the_host_network_is_shared() {
+        for host in [None, Some("unix:///var/run/docker.sock"), Some("tcp://127.0.0.1:2375")] {
+            let l = locate(&env(host), BESIDE).unwrap();
             assert_eq!(l.publish_ip, IpAddr::V4(Ipv4Addr::LOCALHOST), "{host:?}");
-            assert_eq!(l.foreign_network, None);
+            assert_eq!(l.foreign_network, None, "{host:?}");
         }
-        assert_eq!(locate(&env(None)).unwrap().source, "the default");
+        let no_bridge = EngineNetwork { bridge_gateway: None, gateway_is_ours: false };
+        assert_eq!(locate(&env(None), no_bridge).unwrap().foreign_network, None);
+        assert_eq!(locate(&env(None), BESIDE).unwrap().source, "the default");
     }
 
     #[test]
-    fn a_tcp_endpoint_on_the_loopback_is_local_and_a_remote_one_is_not() {
-        let local = locate(&env(Some("tcp://127.0.0.1:2375"))).unwrap();
-        assert_eq!((local.publish_ip, local.foreign_network), ("127.0.0.1".parse().unwrap(), None));
-        let remote = locate(&env(Some("tcp://10.1.2.3:2376/"))).unwrap();
+    fn apart_from_a_local_engine_ports_are_on_its_bridge_gateway_and_the_host_network_is_not_ours()
+    {
+        let l = locate(&env(Some("unix:///var/run/docker.sock")), APART).unwrap();
+        assert_eq!(l.publish_ip, GATEWAY);
+        assert!(l.foreign_network.unwrap().contains("172.17.0.1"));
+    }
+
+    #[test]
+    fn a_remote_tcp_endpoint_publishes_on_its_host_and_never_shares_the_network() {
+        let remote = locate(&env(Some("tcp://10.1.2.3:2376/")), BESIDE).unwrap();
         assert_eq!(remote.publish_ip, "10.1.2.3".parse::<IpAddr>().unwrap());
         assert!(remote.foreign_network.unwrap().contains("10.1.2.3"));
-        let v6 = locate(&env(Some("http://[::1]:2375"))).unwrap();
-        assert_eq!((v6.publish_ip, v6.foreign_network), ("::1".parse().unwrap(), None));
-    }
-
-    #[test]
-    fn in_a_container_of_its_own_the_engine_is_reached_through_the_gateway() {
-        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n\
-                     eth0\t00000000\t010011AC\t0003\t0\t0\t0\t00000000\n\
-                     eth0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\n";
-        let gw = gateway(table).unwrap();
-        assert_eq!(gw, Ipv4Addr::new(172, 17, 0, 1));
-        let e = Environment { in_container: true, gateway: Some(gw), ..Environment::default() };
-        let l = locate(&e).unwrap();
-        assert_eq!(l.publish_ip, IpAddr::V4(gw));
-        assert!(l.foreign_network.unwrap().contains("172.17.0.1"));
-        let no_route = Environment { in_container: true, ..Environment::default() };
-        assert!(
-            format!("{:#}", locate(&no_route).unwrap_err()).contains("SCINIT_TEST_PUBLISH_ADDR")
-        );
+        let v6 = locate(&env(Some("http://[::1]:2375")), BESIDE).unwrap();
+        assert_eq!((v6.publish_ip, v6.foreign_network), (IpAddr::V4(Ipv4Addr::LOCALHOST), None));
     }
 
     #[test]
     fn the_publish_address_can_be_set_and_must_be_an_address() {
         let e =
             Environment { publish_override: Some("192.168.5.4".into()), ..Environment::default() };
-        let l = locate(&e).unwrap();
+        let l = locate(&e, BESIDE).unwrap();
         assert_eq!(l.publish_ip, "192.168.5.4".parse::<IpAddr>().unwrap());
         assert!(l.foreign_network.is_some());
         let bad = Environment { publish_override: Some("host".into()), ..Environment::default() };
-        assert!(locate(&bad).is_err());
+        assert!(locate(&bad, BESIDE).is_err());
     }
 
     #[test]
     fn ssh_endpoints_are_refused_with_the_socket_forwarding_workaround() {
-        let err = format!("{:#}", locate(&env(Some("ssh://me@box"))).unwrap_err());
+        let err = format!("{:#}", locate(&env(Some("ssh://me@box")), BESIDE).unwrap_err());
         assert!(err.contains("ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock box"), "{err}");
-        assert!(locate(&env(Some("ftp://box"))).is_err());
+        assert!(locate(&env(Some("ftp://box")), BESIDE).is_err());
     }
 
     #[test]
     fn docker_host_wins_over_the_context_which_wins_over_the_default() {
         let context = Some(("ci".to_string(), "tcp://127.0.0.1:2375".to_string()));
         let e = Environment { context: context.clone(), ..Environment::default() };
-        let l = locate(&e).unwrap();
+        let (endpoint_, source) = endpoint(&e);
         assert_eq!(
-            (l.endpoint.as_str(), l.source.as_str()),
+            (endpoint_.as_str(), source.as_str()),
             ("tcp://127.0.0.1:2375", "the Docker context \"ci\"")
         );
         let e = Environment {
@@ -273,7 +308,7 @@ mod tests {
             context,
             ..Environment::default()
         };
-        assert_eq!(locate(&e).unwrap().source, "DOCKER_HOST");
+        assert_eq!(endpoint(&e).1, "DOCKER_HOST");
     }
 
     #[test]

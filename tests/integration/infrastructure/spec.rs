@@ -367,6 +367,9 @@ impl ContainerSpec {
     /// Builds (or reuses) the image, creates and starts the container and, unless told
     /// otherwise, waits for the child's `ready` line.
     pub async fn start(self) -> Result<Container> {
+        let binaries = image::built_binaries().await?;
+        // Connects first: the engine's location is known from then on.
+        let tag = image::ensure(&self.root_fs(&binaries)?).await?;
         if self.network == Network::Host {
             if let Some(why) = &location::location()?.foreign_network {
                 return Err(Inapplicable(format!(
@@ -375,8 +378,6 @@ impl ContainerSpec {
                 .into());
             }
         }
-        let binaries = image::built_binaries().await?;
-        let tag = image::ensure(&self.root_fs(&binaries)?).await?;
         let request = self.request(&tag)?;
         let c = Container::start(&request, &self.scenario, &self.init.label, self.held()).await?;
         if self.wait_ready {
