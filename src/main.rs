@@ -140,6 +140,13 @@ fn set_up_and_run(config: &Config) -> Result<i32, Fatal> {
         ready_timeout: config.ready_timeout,
         log_level: config.log_level,
     });
+    // PID 1 keeps no directory busy (a volume below it could not be unmounted): children start
+    // in the directory scinit was started in, and scinit waits in `/`.
+    if spawner.remembers_the_working_directory() {
+        if let Err(errno) = nix::unistd::chdir("/") {
+            warn!("cannot leave the working directory for /: {}", errno.desc());
+        }
+    }
     let context = event_loop::Context { signals: signalfd, watcher, notify, spawner };
     let code = event_loop::run(supervisor, context);
     foreground.restore();
@@ -148,12 +155,15 @@ fn set_up_and_run(config: &Config) -> Result<i32, Fatal> {
 
 /// The `--watch-path`s, or by default the command's executable resolved through PATH. A
 /// command that is not there is 127, as when it is executed, not a watch set-up error.
+/// Made absolute: scinit leaves its working directory once set up, and watches are added again
+/// later (a new subdirectory, a replaced file).
 fn watch_paths(config: &Config) -> Result<Vec<PathBuf>, Fatal> {
-    if !config.watch_paths.is_empty() {
-        return Ok(config.watch_paths.clone());
-    }
-    let command = config.command.first().map(|c| c.as_os_str()).unwrap_or_default();
-    watch::resolve_command(command, std::env::var_os("PATH").as_deref())
-        .map(|path| vec![path])
-        .ok_or_else(|| spawn::not_found(&command.to_string_lossy()))
+    let paths = if !config.watch_paths.is_empty() {
+        config.watch_paths.clone()
+    } else {
+        let command = config.command.first().map(|c| c.as_os_str()).unwrap_or_default();
+        let found = watch::resolve_command(command, std::env::var_os("PATH").as_deref());
+        vec![found.ok_or_else(|| spawn::not_found(&command.to_string_lossy()))?]
+    };
+    Ok(paths.into_iter().map(|p| std::path::absolute(&p).unwrap_or(p)).collect())
 }

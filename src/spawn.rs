@@ -42,7 +42,8 @@ use crate::sockets::{self, Listener, FIRST_FD};
 enum Failure {
     /// scinit could not create the report pipe or fork.
     Fork(Errno),
-    /// The child's set-up before exec failed (placing its fds, resetting its signals).
+    /// The child's set-up before exec failed (placing its fds, resetting its signals, entering
+    /// the working directory).
     Prepare(Errno),
     /// The child's exec failed.
     Exec(Errno),
@@ -133,6 +134,10 @@ pub struct Spawner<'a> {
     listeners: &'a [Listener],
     ports: Vec<u16>,
     foreground: Foreground,
+    /// The directory every child starts in: scinit's own at start-up, the container's working
+    /// directory. scinit itself then waits in `/` (see `main`), keeping no directory busy.
+    /// `None` when it cannot be read (removed already): children then start where scinit is.
+    cwd: Option<CString>,
 }
 
 impl<'a> Spawner<'a> {
@@ -155,7 +160,16 @@ impl<'a> Spawner<'a> {
             .filter_map(|file| CString::new(file.into_os_string().into_vec()).ok())
             .collect();
         let ports = listeners.iter().map(|l| l.port).collect();
-        Ok(Spawner { argv, files, env, listeners, ports, foreground })
+        let cwd = std::env::current_dir()
+            .ok()
+            .and_then(|dir| CString::new(dir.into_os_string().into_vec()).ok());
+        Ok(Spawner { argv, files, env, listeners, ports, foreground, cwd })
+    }
+
+    /// Whether children start in a directory of their own (scinit's at start-up), so that
+    /// scinit may leave it.
+    pub fn remembers_the_working_directory(&self) -> bool {
+        self.cwd.is_some()
     }
 
     fn command_name(&self) -> String {
@@ -225,6 +239,13 @@ impl<'a> Spawner<'a> {
         }
         if let Err(errno) = signals::reset_for_child() {
             return (Failure::Prepare(errno), None);
+        }
+        // Before exec, so that a relative COMMAND is found where the user meant it. A directory
+        // removed since start-up fails the start, as any other set-up step.
+        if let Some(cwd) = &self.cwd {
+            if let Err(errno) = nix::unistd::chdir(cwd.as_c_str()) {
+                return (Failure::Prepare(errno), None);
+            }
         }
         let env: Vec<CString> = sockets::child_env(&self.env, &self.ports, getpid().as_raw())
             .into_iter()

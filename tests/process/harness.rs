@@ -9,7 +9,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -78,6 +78,13 @@ where
 {
     let mut command = Command::new(binaries().0);
     command.args(args).envs(env);
+    launch(command)
+}
+
+/// Starts scinit in the working directory `dir`, with `child` as its command.
+pub fn start_in(dir: &Path, child: &[&str]) -> Scinit {
+    let mut command = Command::new(binaries().0);
+    command.current_dir(dir).arg(testkit()).args(child);
     launch(command)
 }
 

@@ -3,7 +3,9 @@
 
 use nix::sys::signal::Signal;
 
-use crate::harness::{field, free_port, processes, start, start_command, wait_until, NO_ENV};
+use crate::harness::{
+    field, free_port, processes, start, start_command, start_in, wait_until, NO_ENV,
+};
 use crate::sockets::inspect;
 
 #[test]
@@ -126,4 +128,28 @@ fn sigcont_follows_the_stop_signal_so_a_child_stopped_by_sigtstp_can_act_on_it()
     assert_eq!(field(&term, "name"), Some("SIGTERM"), "{term}");
     assert_eq!(field(&term, "pid"), Some(child.to_string().as_str()), "{term}");
     assert_eq!(scinit.exit_code(), 143, "{}", scinit.report());
+}
+
+/// PID 1 keeps no directory busy (a volume below it could not be unmounted): scinit waits in
+/// `/`, and every child, a restarted one included, starts in the directory scinit was started
+/// in, the container's working directory.
+#[test]
+fn scinit_waits_in_the_root_directory_and_every_child_starts_where_it_was_started() {
+    let dir = std::env::temp_dir().join(format!("scinit-working-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut scinit = start_in(&dir, &["inspect", "--stay"]);
+    let (first_pid, first) = inspect(&mut scinit);
+    let own = std::fs::read_link(format!("/proc/{}/cwd", scinit.pid())).unwrap();
+
+    scinit.signal(Signal::SIGHUP);
+    let (second_pid, second) = inspect(&mut scinit);
+    scinit.signal(Signal::SIGTERM);
+    assert_eq!(scinit.exit_code(), 143);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    assert_eq!(own, std::path::Path::new("/"), "scinit's own working directory");
+    assert_ne!(first_pid, second_pid);
+    for report in [&first, &second] {
+        assert_eq!(report["cwd"], dir.display().to_string(), "{report}");
+    }
 }
