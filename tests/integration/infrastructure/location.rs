@@ -51,6 +51,10 @@ pub struct EngineNetwork {
     /// Whether this process can bind to that address, that is, whether it is on the engine
     /// host's network.
     pub gateway_is_ours: bool,
+    /// Whether the engine's host name (`docker info`'s `Name`) is this machine's: Podman makes
+    /// its bridge's interface only with its first container, so there may be no gateway to bind
+    /// yet.
+    pub same_host_name: bool,
 }
 
 /// The endpoint to connect to and where it came from: `DOCKER_HOST`, else the current Docker
@@ -81,17 +85,30 @@ pub async fn init(docker: &bollard::Docker) -> Result<&'static Location> {
                 .and_then(|ipam| ipam.config)
                 .into_iter()
                 .flatten()
-                .find_map(|config| config.gateway?.parse::<IpAddr>().ok()),
+                .find_map(|config| bridge_gateway(config.gateway, config.subnet)),
             // An engine without Docker's default bridge (Podman names its own `podman`): no
             // address to test, so the endpoint alone decides.
             Err(_) => None,
         };
         let gateway_is_ours =
             bridge_gateway.is_some_and(|ip| std::net::TcpListener::bind((ip, 0)).is_ok());
-        let facts = EngineNetwork { bridge_gateway, gateway_is_ours };
+        let ours = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let engines = docker.info().await.ok().and_then(|info| info.name).unwrap_or_default();
+        let same_host_name = !engines.is_empty() && engines == ours.trim();
+        let facts = EngineNetwork { bridge_gateway, gateway_is_ours, same_host_name };
         let _ = LOCATION.set(locate(environment(), facts).map_err(|e| format!("{e:#}")));
     }
     location()
+}
+
+/// The gateway of an IPAM configuration: as given, or, when the engine leaves it out (Docker
+/// 20.10 does for its default bridge), the subnet's first address, which Docker gives it.
+fn bridge_gateway(gateway: Option<String>, subnet: Option<String>) -> Option<IpAddr> {
+    if let Some(ip) = gateway.and_then(|g| g.parse().ok()) {
+        return Some(ip);
+    }
+    let network: Ipv4Addr = subnet?.split_once('/')?.0.parse().ok()?;
+    Some(IpAddr::V4(Ipv4Addr::from(u32::from(network) + 1)))
 }
 
 /// The location [`init`] decided.
@@ -111,9 +128,11 @@ pub fn locate(env: &Environment, engine: EngineNetwork) -> Result<Location> {
         None => true,
         Some(host) => resolve(host)?.is_loopback(),
     };
-    // Beside a local engine, this process shares its host's network exactly when the bridge's
-    // gateway is one of its own addresses (no bridge to test: assume it does).
-    let shares = local && (engine.gateway_is_ours || engine.bridge_gateway.is_none());
+    // Beside a local engine, this process shares its host's network when the bridge's gateway is
+    // one of its own addresses, or the engine's host has this machine's name (a container of
+    // its own has a name of its own); with no bridge to test, assume it does.
+    let shares = local
+        && (engine.gateway_is_ours || engine.same_host_name || engine.bridge_gateway.is_none());
     let (publish_ip, foreign_network) = match (&env.publish_override, remote_host) {
         (Some(addr), _) => {
             let ip: IpAddr = addr
@@ -241,11 +260,17 @@ mod tests {
 
     const GATEWAY: IpAddr = IpAddr::V4(Ipv4Addr::new(172, 17, 0, 1));
     /// Beside the engine: its bridge's gateway is one of this process's addresses.
-    const BESIDE: EngineNetwork =
-        EngineNetwork { bridge_gateway: Some(GATEWAY), gateway_is_ours: true };
+    const BESIDE: EngineNetwork = EngineNetwork {
+        bridge_gateway: Some(GATEWAY),
+        gateway_is_ours: true,
+        same_host_name: true,
+    };
     /// In a container of its own (or on another machine): it is not.
-    const APART: EngineNetwork =
-        EngineNetwork { bridge_gateway: Some(GATEWAY), gateway_is_ours: false };
+    const APART: EngineNetwork = EngineNetwork {
+        bridge_gateway: Some(GATEWAY),
+        gateway_is_ours: false,
+        same_host_name: false,
+    };
 
     #[test]
     fn beside_a_local_engine_ports_are_on_the_loopback_and_the_host_network_is_shared() {
@@ -254,9 +279,25 @@ mod tests {
             assert_eq!(l.publish_ip, IpAddr::V4(Ipv4Addr::LOCALHOST), "{host:?}");
             assert_eq!(l.foreign_network, None, "{host:?}");
         }
-        let no_bridge = EngineNetwork { bridge_gateway: None, gateway_is_ours: false };
+        let no_bridge =
+            EngineNetwork { bridge_gateway: None, gateway_is_ours: false, same_host_name: false };
         assert_eq!(locate(&env(None), no_bridge).unwrap().foreign_network, None);
+        // Podman's bridge interface comes with its first container: the host's name tells.
+        let podman = EngineNetwork { gateway_is_ours: false, ..BESIDE };
+        assert_eq!(locate(&env(None), podman).unwrap().foreign_network, None);
         assert_eq!(locate(&env(None), BESIDE).unwrap().source, "the default");
+    }
+
+    #[test]
+    fn the_bridge_gateway_is_given_or_the_first_address_of_its_subnet() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            bridge_gateway(some("10.88.0.1"), some("10.88.0.0/16")),
+            "10.88.0.1".parse().ok()
+        );
+        assert_eq!(bridge_gateway(None, some("172.17.0.0/16")), Some(GATEWAY));
+        assert_eq!(bridge_gateway(None, some("fd00::/64")), None);
+        assert_eq!(bridge_gateway(None, None), None);
     }
 
     #[test]
