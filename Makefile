@@ -1,17 +1,21 @@
 # scinit: build, test and compare container inits.
-#   make docker-test   the container suite against every init, with the summary tables
+#   make docker-test   the container suite against every base init, with the summary tables
 #   make test          unit + process-level tests + the container suite against scinit
+#   make matrix        the scenarios against every init and mode, then docs/conformance.{md,html}
 CARGO ?= cargo
 # The flags of every static build, 0x1f between them (tests/support/target.rs says why each).
 STATIC := CARGO_TARGET_DIR=target/static \
 	CARGO_ENCODED_RUSTFLAGS="$$(printf '%s\037%s' -Ctarget-feature=+crt-static -Crelocation-model=static)"
 # The machine's own target triple, as the suite's static build uses (tests/support/static_build.rs).
 TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
-# Every init of the init table (fixtures/inits.txt). INIT_UNDER_TEST=/path/to/binary runs the
-# suite against that binary, following INIT_PROFILE's row.
-INITS ?= $(if $(INIT_UNDER_TEST),$(or $(INIT_PROFILE),scinit),$(shell .ci/inits name))
+# The base inits of the init table (fixtures/inits.txt, `runs` = docker-test): one column per
+# program, so that make docker-test stays short. INIT_UNDER_TEST=/path/to/binary runs the suite
+# against that binary, following INIT_PROFILE's row.
+INITS ?= $(if $(INIT_UNDER_TEST),$(or $(INIT_PROFILE),scinit),$(shell .ci/inits name docker-test))
+# Every row of the init table: scinit and each peer in each of its modes (make matrix).
+MATRIX_INITS ?= $(shell .ci/inits name)
 
-.PHONY: all build deps docker-check unit-test test docker-test image bench bench-check bench-baseline bench-selftest clean-images
+.PHONY: all build deps docker-check unit-test test docker-test static image bench repro bench-check bench-baseline bench-selftest clean-images
 
 all: build
 
@@ -31,6 +35,7 @@ unit-test: deps
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) test --locked --workspace --bins
 	$(CARGO) test --locked --test process
+	$(CARGO) test --locked --test repro -- --self-test
 	$(CARGO) test --locked --test integration -- --skip scenarios:: --skip performance:: --skip suite_power::
 
 test: unit-test docker-check
@@ -39,9 +44,27 @@ test: unit-test docker-check
 docker-test: deps docker-check
 	tests/run-suite $(INITS)
 
-# The scinit test image, from the same recipe the suite uses (docker/Dockerfile.test).
-image: deps docker-check
+# The static binaries of images/binaries.txt (scinit, testkit, broken-init), built as the suite
+# builds them (tests/support/static_build.rs), so that the suite finds them up to date. Needs
+# glibc's static libraries (libc6-dev, see make deps).
+static:
 	$(STATIC) $(CARGO) build --release --locked --target $(TARGET) $(shell awk '/^[a-z]/ {printf " -p %s", $$1}' images/binaries.txt)
+
+# The conformance table (tests/matrix, README "Conformance table"): the scenarios against every
+# row of the init table, the peers in each of their modes, then docs/conformance.md and .html
+# from the expected outputs that this green run has just confirmed, with the versions it ran
+# (fixtures/peer-versions.txt). No suite-power tests or benchmarks: they are not in the table.
+# A failing run writes nothing. matrix-docs regenerates the pages from the fixtures alone,
+# without Docker (after an expected output was edited by hand).
+matrix: deps docker-check
+	SUITE_POWER=0 BENCHMARKS=0 tests/run-suite $(MATRIX_INITS)
+	$(CARGO) run -q --locked -p scinit-matrix -- --record-versions
+
+matrix-docs:
+	$(CARGO) run -q --locked -p scinit-matrix
+
+# The scinit test image, from the same recipe the suite uses (docker/Dockerfile.test).
+image: deps docker-check static
 	rm -rf target/image && mkdir -p target/image/rootfs/bin target/image/rootfs/tmp
 	chmod 1777 target/image/rootfs/tmp
 	cp target/static/$(TARGET)/release/scinit target/image/rootfs/init
@@ -58,6 +81,20 @@ image: deps docker-check
 # two cores once the images are built.
 bench: deps docker-check
 	$(CARGO) test --locked --test bench
+
+# A bug report reproduced without writing Rust (tests/repro/main.rs, README "Reproducing a
+# bug"): SCRIPT as the child of each init of INITS (the base inits by default), SIGNALS sent at
+# their times through the Docker API, DOCKER_ARGS' supported subset, each run ended TIMEOUT after
+# the last signal (15 s by default). The values go through the environment, so that quotes in
+# DOCKER_ARGS reach the program as they were typed.
+repro: export REPRO_SCRIPT = $(SCRIPT)
+repro: export REPRO_INITS = $(INITS)
+repro: export REPRO_SIGNALS = $(SIGNALS)
+repro: export REPRO_DOCKER_ARGS = $(DOCKER_ARGS)
+repro: export REPRO_TIMEOUT = $(TIMEOUT)
+repro: deps docker-check
+	$(CARGO) test --locked --test repro -- --script "$$REPRO_SCRIPT" --inits "$$REPRO_INITS" \
+		--signals "$$REPRO_SIGNALS" --docker-args "$$REPRO_DOCKER_ARGS" --timeout "$$REPRO_TIMEOUT"
 
 # The performance gate, without Docker (bench/, README "Performance gate"): scinit's instruction
 # counts under callgrind and its latency and memory as ratios to tini-static measured alongside,

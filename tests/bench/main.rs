@@ -2,11 +2,11 @@
 //! harness: it runs its measurements one after another, so that nothing else runs on the
 //! engine meanwhile, and each runs through `run::benchmark` like every benchmark of the suite
 //! (its headline figures go to `records.jsonl` with the verdict they earned). It measures the
-//! init under test (`INIT_PROFILE`/`INIT_UNDER_TEST`, scinit by default) beside every other init
-//! of the table (`fixtures/inits.txt`): start, idle memory, stop, signal forwarding and orphan
-//! reaping of PID 1, then scinit's restarts under load in both restart orders, through the bridge
-//! and on the host network (`tests/integration/performance/`). The report goes to
-//! `target/test-results/` (`report.rs`, `plots.rs`).
+//! init under test (`INIT_PROFILE`/`INIT_UNDER_TEST`, scinit by default) beside every other
+//! base init of the table (`fixtures/inits.txt`): start, idle memory, stop, signal forwarding
+//! and orphan reaping of PID 1, then scinit's restarts under load in both restart orders,
+//! through the bridge and on the host network (`tests/integration/performance/`). The report
+//! goes to `target/test-results/` (`report.rs`, `plots.rs`).
 //!
 //! `cargo test --test bench` is the full run; `-- --short` the short form that
 //! `tests/run-suite` runs at the end of `make docker-test` (fewer samples, tini as the only
@@ -217,11 +217,12 @@ async fn bench(plan: Plan) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The init under test first, then its peers: every other row of the init table, or tini alone.
+/// The init under test first, then its peers: every other base row of the init table (a peer's
+/// modes differ in whom they signal, not in what they cost), or tini alone.
 fn inits(plan: &Plan) -> Result<Vec<Init>> {
     let mut inits = vec![Init::under_test()?.clone()];
     let peers: Vec<String> = if plan.all_peers {
-        table()?.iter().map(|row| row.name.clone()).collect()
+        table()?.iter().filter(|row| !row.matrix_only).map(|row| row.name.clone()).collect()
     } else {
         vec!["tini".to_string()]
     };

@@ -52,8 +52,8 @@ const NO_REAP: Power =
 
 const EXIT_ZERO: Power = power!(
     "exit-zero",
-    process_lifecycle::exit_code_3_is_passed_through,
-    "exit code 0, expected 3"
+    process_lifecycle::every_exit_code_from_0_to_255_is_passed_through,
+    "the init exited 0"
 );
 
 const CHILD_PID_ONLY: Power = power!(

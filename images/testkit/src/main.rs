@@ -9,6 +9,9 @@
 
 mod args;
 mod await_reap;
+mod bind;
+mod block;
+mod chain;
 mod echo;
 mod exit_with;
 mod inspect;
@@ -20,6 +23,7 @@ mod signal_names;
 mod signal_pid1;
 mod signal_state;
 mod signals;
+mod stdin;
 mod tree;
 
 use args::Args;
@@ -53,8 +57,13 @@ fn dispatch(cmd: &str, args: Args) -> Result<(), Failure> {
         "notify" => notify::run(args),
         "signal-pid1" => signal_pid1::run(args),
         "await-reap" => await_reap::run(args),
+        "stdin" => stdin::run(args),
+        "bind" => bind::run(args),
+        "block" => block::run(args),
+        "chain" => chain::run(args),
         "" => Err(Failure::usage(
-            "testkit signals|echo|inspect|tree|exit-with|ps|notify|signal-pid1|await-reap [ARGS]",
+            "testkit signals|echo|inspect|tree|exit-with|ps|notify|signal-pid1|await-reap|stdin|bind\
+             |block|chain [ARGS]",
         )),
         _ => Err(Failure::usage("unknown subcommand")),
     }
@@ -86,6 +95,10 @@ mod tests {
             ("signal-pid1", &["--at", "first-sleep"]),
             ("signal-pid1", &["--at", "soon", "--signal", "TERM"]),
             ("await-reap", &[]),
+            ("stdin", &["--echo"]),
+            ("bind", &["8080"]),
+            ("block", &["USR1"]),
+            ("chain", &[]),
         ] {
             assert!(matches!(dispatch(cmd, args(bad)), Err(Failure::Usage(_))), "{cmd} {bad:?}");
         }

@@ -221,6 +221,13 @@ impl Container {
         engine::logs(&self.docker, &self.id).await
     }
 
+    /// Every line written so far, stdout and stderr, with the time Docker received it. For `make
+    /// repro` (tests/repro/main.rs), which compiles this module too; the scenarios do not use it.
+    #[allow(dead_code)]
+    pub async fn timed_logs(&self) -> Result<Vec<engine::TimedLine>> {
+        engine::timed_logs(&self.docker, &self.id).await
+    }
+
     /// What the child (and everything else writing to stdout) reported so far.
     pub async fn report(&self) -> Result<ChildReport> {
         Ok(ChildReport::parse(&self.logs().await?.stdout))
@@ -331,6 +338,13 @@ impl Container {
     /// `docker exec -d`: see [`engine::exec_detached`].
     pub async fn exec_detached(&self, argv: &[&str]) -> Result<()> {
         engine::exec_detached(&self.docker, &self.id, argv).await
+    }
+
+    /// Writes `data` to the container's stdin and ends the input (a container made with
+    /// [`ContainerSpec::interactive`](super::spec::ContainerSpec::interactive)): see
+    /// [`engine::write_stdin`].
+    pub async fn write_stdin(&self, data: &[u8]) -> Result<()> {
+        engine::write_stdin(&self.docker, &self.id, data).await
     }
 
     /// The process table inside the container, zombies included (`docker top` hides them).

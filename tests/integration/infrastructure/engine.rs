@@ -16,10 +16,10 @@ use bollard::models::{
     ContainerCreateBody, HealthConfig, HostConfig, PortBinding, ResourcesUlimits,
 };
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RestartContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
-    WaitContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RestartContainerOptionsBuilder, StatsOptionsBuilder,
+    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -63,7 +63,9 @@ pub async fn connect() -> Result<Docker> {
 /// The client for this process, after the once-per-process leftover sweep.
 pub async fn client() -> Result<Docker> {
     static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    static RUNTIME_CHECKED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     let docker = connect().await?;
+    RUNTIME_CHECKED.get_or_try_init(|| check_runtime(&docker)).await?;
     SWEPT.get_or_try_init(|| async { sweep_leftovers(&docker).await.map(|_| ()) }).await?;
     Ok(docker)
 }
@@ -144,12 +146,44 @@ pub async fn sweep_leftovers(docker: &Docker) -> Result<usize> {
     Ok(removed)
 }
 
-/// Docker's create body for `request`, with this process's labels added, its ports published on
-/// `publish_ip` (the loopback beside a local engine: see [`location`]). Pure.
+/// What every container of this process shares: the address its ports are published on (the
+/// loopback beside a local engine: see [`location`]), and the OCI runtime it runs under
+/// ([`runtime`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement<'a> {
+    pub publish_ip: IpAddr,
+    pub runtime: Option<&'a str>,
+}
+
+/// `SCINIT_TEST_RUNTIME` (`crun`, `runsc`, ...): the OCI runtime of every container of the run,
+/// where the engine has more than one; `None` for the engine's default.
+pub fn runtime() -> Option<&'static str> {
+    static RUNTIME: OnceLock<Option<String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| std::env::var("SCINIT_TEST_RUNTIME").ok().filter(|r| !r.is_empty()))
+        .as_deref()
+}
+
+/// Fails, in one line naming what the engine offers, unless the engine offers [`runtime`].
+async fn check_runtime(docker: &Docker) -> Result<()> {
+    let Some(wanted) = runtime() else { return Ok(()) };
+    let info = docker.info().await.context("docker info, for its runtimes")?;
+    let offered: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
+    if offered.iter().any(|r| r == wanted) {
+        return Ok(());
+    }
+    bail!(
+        "SCINIT_TEST_RUNTIME={wanted}: the engine offers no such runtime; it offers {}",
+        offered.join(", ")
+    )
+}
+
+/// Docker's create body for `request`, with this process's labels added, placed as `placement`
+/// says. Pure.
 pub fn create_body(
     request: &CreateRequest,
     labels: &[(String, String)],
-    publish_ip: IpAddr,
+    placement: Placement<'_>,
 ) -> ContainerCreateBody {
     let bridge = request.network == Network::Bridge;
     let port_bindings = bridge.then(|| {
@@ -160,7 +194,7 @@ pub fn create_body(
                 // On the loopback whenever the engine is local: nothing the suite starts is then
                 // reachable from outside.
                 let binding = PortBinding {
-                    host_ip: Some(publish_ip.to_string()),
+                    host_ip: Some(placement.publish_ip.to_string()),
                     host_port: Some(p.host.map_or_else(String::new, |h| h.to_string())),
                 };
                 (format!("{}/tcp", p.container), Some(vec![binding]))
@@ -171,6 +205,7 @@ pub fn create_body(
         network_mode: Some(if bridge { "bridge" } else { "host" }.to_string()),
         port_bindings,
         init: request.docker_init.then_some(true),
+        runtime: placement.runtime.map(str::to_string),
         sysctls: (!request.sysctls.is_empty())
             .then(|| request.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
         memory: request.limits.memory_bytes,
@@ -190,6 +225,9 @@ pub fn create_body(
         env: Some(request.env.clone()),
         labels: Some(all_labels),
         tty: Some(request.tty),
+        // `docker run -i`: a stdin to attach to, closed when the attached writer is done.
+        open_stdin: Some(request.stdin),
+        stdin_once: Some(request.stdin),
         working_dir: request.working_dir.clone(),
         exposed_ports: bridge
             .then(|| request.published.iter().map(|p| format!("{}/tcp", p.container)).collect()),
@@ -206,7 +244,8 @@ pub fn create_body(
 /// Creates the container `request` describes, named `name`, with this process's labels.
 pub async fn create(docker: &Docker, name: &str, request: &CreateRequest) -> Result<String> {
     let options = CreateContainerOptionsBuilder::default().name(name).build();
-    let body = create_body(request, &labels(), location::location()?.publish_ip);
+    let placement = Placement { publish_ip: location::location()?.publish_ip, runtime: runtime() };
+    let body = create_body(request, &labels(), placement);
     let created = docker.create_container(Some(options), body).await;
     Ok(created.with_context(|| format!("create container {name} from {}", request.image))?.id)
 }
@@ -314,6 +353,24 @@ fn whole_secs(d: Duration) -> i32 {
     i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
 }
 
+/// Writes `data` to the container's stdin through an attach (`docker attach`, or `docker run -i`
+/// fed from a pipe), then ends the input and waits until Docker has passed it on. With
+/// `StdinOnce` and no terminal, Docker then closes the container's stdin: its reader sees end of
+/// file. With a terminal, the stdin stays open (a user types ^D for end of file).
+pub async fn write_stdin(docker: &Docker, id: &str, data: &[u8]) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let what = || format!("write {} bytes to the stdin of container {}", data.len(), short(id));
+    let options = AttachContainerOptionsBuilder::default().stdin(true).stream(true).build();
+    let mut attached = docker.attach_container(id, Some(options)).await.with_context(what)?;
+    attached.input.write_all(data).await.with_context(what)?;
+    attached.input.shutdown().await.with_context(what)?;
+    // Docker ends the attach once it has copied the input through: nothing else is attached.
+    while let Some(chunk) = attached.output.next().await {
+        chunk.with_context(what)?;
+    }
+    Ok(())
+}
+
 /// Waits until the container is not running and returns its exit code. A non-zero code arrives
 /// from bollard as an error; it is mapped back here.
 pub async fn wait_exit(docker: &Docker, id: &str) -> Result<i64> {
@@ -337,6 +394,20 @@ pub struct State {
     pub paused: bool,
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
+    // The rest is read by `make repro` (tests/repro/main.rs), which compiles this module too;
+    // the scenario suite reads none of it: dead code is allowed for its build.
+    /// How many times Docker restarted it (a restart policy, `docker restart`).
+    #[allow(dead_code)]
+    pub restart_count: i64,
+    /// The health check's status (`starting`, `healthy`, `unhealthy`); `None` without one.
+    #[allow(dead_code)]
+    pub health: Option<String>,
+    /// When it last started and finished, RFC 3339 on the engine's clock (`FinishedAt` is
+    /// Docker's zero time, year 1, until it has finished).
+    #[allow(dead_code)]
+    pub started_at: Option<String>,
+    #[allow(dead_code)]
+    pub finished_at: Option<String>,
 }
 
 pub async fn state(docker: &Docker, id: &str) -> Result<State> {
@@ -351,6 +422,10 @@ pub async fn state(docker: &Docker, id: &str) -> Result<State> {
         paused: s.paused.unwrap_or(false),
         exit_code: s.exit_code,
         oom_killed: s.oom_killed.unwrap_or(false),
+        restart_count: inspect.restart_count.unwrap_or(0),
+        health: s.health.and_then(|h| h.status).map(|x| x.to_string()).filter(|x| !x.is_empty()),
+        started_at: s.started_at,
+        finished_at: s.finished_at,
     })
 }
 
@@ -438,6 +513,44 @@ pub async fn logs(docker: &Docker, id: &str) -> Result<Logs> {
     let stream =
         docker.logs(id, Some(LogsOptionsBuilder::default().stdout(true).stderr(true).build()));
     collect_lines(stream, || format!("read logs of container {}", short(id))).await
+}
+
+/// One line of a container's output and when Docker received it. For `make repro`
+/// (tests/repro/main.rs) only, which compiles this module too: dead code for the suite's build.
+#[allow(dead_code)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedLine {
+    pub stderr: bool,
+    /// RFC 3339 with nanoseconds, on the engine's clock (the clock of `State::started_at`).
+    pub time: String,
+    pub text: String,
+}
+
+/// The logs so far, stdout and stderr in the order Docker stored them, each line with Docker's
+/// own timestamp: when it was written, whenever it is read. For `make repro`, as [`TimedLine`].
+#[allow(dead_code)]
+pub async fn timed_logs(docker: &Docker, id: &str) -> Result<Vec<TimedLine>> {
+    let options = LogsOptionsBuilder::default().stdout(true).stderr(true).timestamps(true).build();
+    let mut stream = std::pin::pin!(docker.logs(id, Some(options)));
+    let mut splitter = LineSplitter::default();
+    let mut lines = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.with_context(|| format!("read logs of container {}", short(id)))?;
+        lines.extend(splitter.feed(chunk));
+    }
+    lines.extend(splitter.finish());
+    // Docker puts the timestamp and one space in front of every line it stored.
+    Ok(lines
+        .into_iter()
+        .map(|(stream, line)| {
+            let (time, text) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+            TimedLine {
+                stderr: matches!(stream, Stream::Stderr),
+                time: time.to_string(),
+                text: text.to_string(),
+            }
+        })
+        .collect())
 }
 
 /// Reads a finite stream of output chunks (logs, an exec's output) into stdout and stderr lines.
@@ -594,7 +707,8 @@ mod tests {
     use super::*;
     use crate::infrastructure::spec::{HealthCheck, Limits, Published};
 
-    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    const LOOPBACK: Placement<'static> =
+        Placement { publish_ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), runtime: None };
 
     #[test]
     fn the_sweep_spares_live_owners_and_other_scopes_and_takes_dead_owners_of_its_own() {
@@ -629,17 +743,26 @@ mod tests {
             limits: Limits::default(),
             health_check: None,
             tty: false,
+            stdin: false,
         }
     }
 
     #[test]
     fn published_ports_are_bound_on_the_engines_publish_address_only() {
         let gateway: IpAddr = "172.17.0.1".parse().unwrap();
-        let body = create_body(&request(), &[], gateway);
+        let body = create_body(&request(), &[], Placement { publish_ip: gateway, runtime: None });
         let bindings = body.host_config.unwrap().port_bindings.unwrap();
         for binding in bindings.values() {
             assert_eq!(binding.clone().unwrap()[0].host_ip.as_deref(), Some("172.17.0.1"));
         }
+    }
+
+    #[test]
+    fn the_chosen_runtime_reaches_the_body_and_none_leaves_the_engines_default() {
+        let crun = Placement { runtime: Some("crun"), ..LOOPBACK };
+        let body = create_body(&request(), &[], crun);
+        assert_eq!(body.host_config.unwrap().runtime.as_deref(), Some("crun"));
+        assert_eq!(create_body(&request(), &[], LOOPBACK).host_config.unwrap().runtime, None);
     }
 
     #[test]
@@ -670,10 +793,12 @@ mod tests {
                 interval: Duration::from_millis(200),
             }),
             tty: true,
+            stdin: true,
             ..request()
         };
         let body = create_body(&r, &[], LOOPBACK);
         assert_eq!(body.tty, Some(true));
+        assert_eq!((body.open_stdin, body.stdin_once), (Some(true), Some(true)));
         let health = body.healthcheck.unwrap();
         assert_eq!(health.test.unwrap(), ["CMD", "/probe"]);
         assert_eq!(health.interval, Some(200_000_000));

@@ -1,8 +1,8 @@
 //! The inits the suite knows, as a table (`fixtures/inits.txt`, one row each): name, binary,
-//! Debian package, argv template and capabilities. An [`Init`] is one row made ready to run:
-//! it turns a scenario's [`Intent`] ("run CMD", "grace 1 s", "serve ports P") into the
-//! container's command line. Where an init is *expected* to behave differently is data too:
-//! `fixtures/expected_outputs/<name>.txt`.
+//! Debian package, argv template, capabilities and which make targets run it. An [`Init`] is one
+//! row made ready to run: it turns a scenario's [`Intent`] ("run CMD", "grace 1 s", "serve ports
+//! P") into the container's command line. Where an init is *expected* to behave differently is
+//! data too: `fixtures/expected_outputs/<name>.txt`.
 //!
 //! Chosen by the environment: `INIT_PROFILE=<name>` (default `scinit`) and
 //! `INIT_UNDER_TEST=/path/to/binary` (default: the row's binary, with this tree's scinit built
@@ -113,6 +113,9 @@ pub struct Row {
     pub package: Option<String>,
     pub argv: Vec<String>,
     pub capabilities: Vec<Capability>,
+    /// Run only by `make matrix` (a peer's mode, `runs` = `matrix`), not by `make docker-test`
+    /// or `make bench`, which keep to the base inits (`runs` = `docker-test`).
+    pub matrix_only: bool,
 }
 
 /// Every row, in table order, read once per process.
@@ -145,8 +148,8 @@ pub fn parse(text: &str) -> Result<Vec<Row>> {
             continue;
         }
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        let [name, binary, package, argv, capabilities] = cells[..] else {
-            bail!("line {}: expected 5 cells separated by `|`, got {}", n + 1, cells.len());
+        let [name, binary, package, argv, capabilities, runs] = cells[..] else {
+            bail!("line {}: expected 6 cells separated by `|`, got {}", n + 1, cells.len());
         };
         let binary = match binary {
             "(built)" => Binary::Built,
@@ -166,6 +169,11 @@ pub fn parse(text: &str) -> Result<Vec<Row>> {
             .map(Capability::parse)
             .collect::<Result<Vec<_>>>()
             .with_context(|| format!("line {}", n + 1))?;
+        let matrix_only = match runs {
+            "docker-test" => false,
+            "matrix" => true,
+            other => bail!("line {}: runs `{other}` is neither docker-test nor matrix", n + 1),
+        };
         if rows.iter().any(|r| r.name == name) {
             bail!("line {}: `{name}` appears twice", n + 1);
         }
@@ -175,6 +183,7 @@ pub fn parse(text: &str) -> Result<Vec<Row>> {
             package: Some(package).filter(|p| *p != "-").map(str::to_string),
             argv,
             capabilities,
+            matrix_only,
         });
     }
     Ok(rows)
@@ -424,9 +433,9 @@ mod tests {
     use super::*;
 
     const TABLE: &str = "# comment\n\
-        scinit | (built) | - | /init {scinit-flags} -- {child} | ports restart scinit-cli wrappable start-first stop-signal\n\
-        tini   | /usr/bin/tini-static | tini | /init -g -- {child} | wrappable\n\
-        docker | (docker) | - | {child} | -\n";
+        scinit | (built) | - | /init {scinit-flags} -- {child} | ports restart scinit-cli wrappable start-first stop-signal | docker-test\n\
+        tini   | /usr/bin/tini-static | tini | /init -g -- {child} | wrappable | matrix\n\
+        docker | (docker) | - | {child} | - | docker-test\n";
 
     fn init(name: &str) -> Init {
         let rows: &'static [Row] = Box::leak(parse(TABLE).unwrap().into_boxed_slice());
@@ -453,10 +462,15 @@ mod tests {
         assert_eq!(rows[1].package.as_deref(), Some("tini"));
         assert_eq!(rows[1].capabilities, [Capability::Wrappable]);
         assert!(rows[2].capabilities.is_empty());
-        assert!(parse("a | (built) | - | /init | -").is_err(), "no {{child}}");
-        assert!(parse("a | init | - | {child} | -").is_err(), "relative binary");
-        assert!(parse("a | (built) | - | {child} | flies").is_err(), "unknown capability");
-        assert!(parse("a | (built) | - | {child}").is_err(), "four cells");
+        assert!(!rows[0].matrix_only && rows[1].matrix_only);
+        assert!(parse("a | (built) | - | /init | - | docker-test").is_err(), "no {{child}}");
+        assert!(parse("a | init | - | {child} | - | docker-test").is_err(), "relative binary");
+        assert!(
+            parse("a | (built) | - | {child} | flies | docker-test").is_err(),
+            "unknown capability"
+        );
+        assert!(parse("a | (built) | - | {child} | - | bench").is_err(), "unknown runs");
+        assert!(parse("a | (built) | - | {child} | -").is_err(), "five cells");
     }
 
     #[test]

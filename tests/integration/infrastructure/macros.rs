@@ -8,7 +8,7 @@
 /// scenario_table! {
 ///     exit_code_case;                        // or: inheritance_case needs(Ports, Restart);
 ///     /// doc
-///     exit_code_0_is_passed_through => ExitCase { arg: "0", code: 0 },
+///     death_by_sigterm_gives_exit_code_143 => ExitCase { arg: "signal:TERM", code: 143 },
 /// }
 /// ```
 macro_rules! scenario_table {

@@ -46,6 +46,7 @@ pub fn append(record: &Record<'_>) -> Result<()> {
         .collect();
     let line = json!({
         "session": std::env::var("SCINIT_TEST_SESSION").unwrap_or_default(),
+        "runtime": super::engine::runtime().unwrap_or("default"),
         "time": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "scenario": record.scenario,
         "init": record.init,

@@ -82,6 +82,9 @@ pub struct CreateRequest {
     pub limits: Limits,
     pub health_check: Option<HealthCheck>,
     pub tty: bool,
+    /// The container's stdin is open for writing through an attach, and closes when the writer
+    /// detaches (`docker run -i` fed from a pipe).
+    pub stdin: bool,
 }
 
 /// The label naming the scenario a container belongs to.
@@ -104,11 +107,13 @@ pub struct ContainerSpec {
     programs: Vec<(String, PathBuf)>,
     trees: Vec<(PathBuf, Vec<String>)>,
     files: Vec<(String, Vec<u8>)>,
+    symlinks: Vec<(String, String)>,
     published: Vec<Published>,
     sysctls: BTreeMap<String, String>,
     working_dir: Option<String>,
     health_check: Option<HealthCheck>,
     tty: bool,
+    stdin: bool,
 }
 
 impl ContainerSpec {
@@ -126,11 +131,13 @@ impl ContainerSpec {
             programs: Vec::new(),
             trees: Vec::new(),
             files: Vec::new(),
+            symlinks: Vec::new(),
             published: Vec::new(),
             sysctls: BTreeMap::new(),
             working_dir: None,
             health_check: None,
             tty: false,
+            stdin: false,
         }
     }
 
@@ -253,6 +260,12 @@ impl ContainerSpec {
         self
     }
 
+    /// Adds a symbolic link at `path` to `target` (e.g. a second name for a program).
+    pub fn with_symlink(mut self, path: &str, target: &str) -> Self {
+        self.symlinks.push((path.to_string(), target.to_string()));
+        self
+    }
+
     /// The container's working directory (`docker run -w`), which the child must inherit.
     pub fn working_dir(mut self, path: &str) -> Self {
         self.working_dir = Some(path.to_string());
@@ -288,6 +301,14 @@ impl ContainerSpec {
         self
     }
 
+    /// Opens the container's stdin, as `docker run -i` does: PID 1's stdin is a pipe (or, with
+    /// [`ContainerSpec::tty`], the terminal) that [`Container::write_stdin`] writes to. Without a
+    /// terminal, the pipe closes when that writer is done, so the reader sees end of file.
+    pub fn interactive(mut self) -> Self {
+        self.stdin = true;
+        self
+    }
+
     /// Starts without waiting for the child's handshake: for containers expected to exit at
     /// once (bad command lines, exec failures).
     pub fn without_ready_wait(mut self) -> Self {
@@ -314,6 +335,9 @@ impl ContainerSpec {
         }
         for (path, contents) in &self.files {
             fs.file(path, contents.clone(), 0o644);
+        }
+        for (path, target) in &self.symlinks {
+            fs.symlink(path, target);
         }
         Ok(fs)
     }
@@ -361,6 +385,7 @@ impl ContainerSpec {
             limits: self.limits.clone(),
             health_check: self.health_check.clone(),
             tty: self.tty,
+            stdin: self.stdin,
         })
     }
 
@@ -405,9 +430,9 @@ mod tests {
 
     fn run_of(row: &str) -> Run {
         let table =
-            "scinit | (built) | - | /init {scinit-flags} -- {child} | ports restart wrappable\n\
-                     tini | /usr/bin/tini-static | tini | /init -- {child} | wrappable\n\
-                     docker-init | (docker) | - | {child} | -\n";
+            "scinit | (built) | - | /init {scinit-flags} -- {child} | ports restart wrappable | docker-test\n\
+                     tini | /usr/bin/tini-static | tini | /init -- {child} | wrappable | docker-test\n\
+                     docker-init | (docker) | - | {child} | - | docker-test\n";
         let rows: &'static [Row] = Box::leak(parse(table).unwrap().into_boxed_slice());
         let row = rows.iter().find(|r| r.name == row).unwrap();
         Run::new(Init { row, label: row.name.clone(), binary: None, env: vec![] }, "a_scenario")
@@ -421,6 +446,10 @@ mod tests {
         assert_eq!(request.env, ["A=1"]);
         assert_eq!(request.labels[LABEL_SCENARIO], "a_scenario");
         assert!(!request.docker_init && !request.tty && request.published.is_empty());
+        assert!(!request.stdin);
+        let interactive = ContainerSpec::new(&run_of("tini")).tty().interactive();
+        let request = interactive.request("scinit-test:1").unwrap();
+        assert!(request.tty && request.stdin);
     }
 
     #[test]

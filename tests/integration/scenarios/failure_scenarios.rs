@@ -8,7 +8,9 @@
 //! restart trigger or a stop (then 127/126).
 //!
 //! The bad-command-line, port and fd cases speak scinit's own flags and need its capabilities
-//! (`n/a` for the other inits); the OOM and fork-load cases run against every init.
+//! (`n/a` for the other inits); the OOM and fork-load cases run against every init. The init's
+//! own `--help`, `--version` and a missing COMMAND run against every init that can be started
+//! by a script, each judged by what scinit's README documents.
 
 use std::time::Duration;
 
@@ -94,6 +96,82 @@ scenario_table! {
         code: 1,
         names: "/nope",
     },
+}
+
+/// What the init must print for its own arguments, given alone.
+#[derive(Debug, Clone, Copy)]
+enum Says {
+    /// A help text naming its usage, on stdout.
+    Usage,
+    /// One line on stdout: the init's name and its version.
+    Version,
+    /// One line on stderr, prefixed with the init's name.
+    OneErrorLine,
+}
+
+/// The init run alone as PID 1 (`fixtures/test_scripts/failure_init_alone.sh`) with `args`, no
+/// COMMAND: the exit code and output the README documents for scinit.
+struct OwnArguments {
+    args: &'static str,
+    code: i64,
+    says: Says,
+}
+
+async fn own_arguments_case(run: Run, case: OwnArguments) -> Result<()> {
+    let c = ContainerSpec::new(&run)
+        .pid1(Pid1Wrapper::Script("/scripts/failure_init_alone.sh".into()))
+        .env("INIT_ARGS", case.args)
+        .without_ready_wait()
+        .start()
+        .await?;
+    let code = c.exit_within(FAILS_WITHIN, format_args!("`init {}`", case.args)).await?.code;
+    let logs = c.logs().await?;
+    // The program's name, which its modes share (`tini -g` is still tini): its package's, or
+    // the row's for scinit, which is built here.
+    let row = &run.init().row;
+    let name = row.package.as_deref().unwrap_or(&row.name);
+    let (out, err) = (&logs.stdout, &logs.stderr);
+    check_in!(
+        c,
+        code == case.code,
+        "`init {}`: exit code {code}, expected {}",
+        case.args,
+        case.code
+    );
+    let expected = match case.says {
+        Says::Usage => err.is_empty() && out.iter().any(|l| l.to_lowercase().contains("usage")),
+        Says::Version => {
+            err.is_empty()
+                && matches!(&out[..], [line] if line.starts_with(name)
+                    && line.contains(|c: char| c.is_ascii_digit()))
+        }
+        Says::OneErrorLine => {
+            out.is_empty() && matches!(&err[..], [line] if line.starts_with(&format!("{name}:")))
+        }
+    };
+    check_in!(
+        c,
+        expected,
+        "`init {}` printed {} lines on stdout and {:?} on stderr, expected {:?}",
+        case.args,
+        out.len(),
+        err,
+        case.says
+    );
+    Ok(())
+}
+
+scenario_table! {
+    own_arguments_case needs(Wrappable);
+    /// `--help` prints the usage on stdout and exits 0 (README "Command line").
+    the_inits_help_flag_prints_its_usage_on_stdout_and_exits_0 =>
+        OwnArguments { args: "--help", code: 0, says: Says::Usage },
+    /// `--version` prints one line, `<name> <version>`, and exits 0.
+    the_inits_version_flag_prints_one_line_with_its_version_and_exits_0 =>
+        OwnArguments { args: "--version", code: 0, says: Says::Version },
+    /// No COMMAND is a usage error: exit 2 with one line on stderr, before anything starts.
+    the_init_without_a_command_exits_2_with_one_line_on_stderr =>
+        OwnArguments { args: "", code: 2, says: Says::OneErrorLine },
 }
 
 /// A port another process already holds (bound without SO_REUSEPORT) cannot be bound: the init,

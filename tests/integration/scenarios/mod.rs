@@ -10,3 +10,4 @@ mod real_servers;
 mod restart_order;
 pub mod signal_handling;
 pub mod socket_inheritance;
+mod terminal_and_stdio;

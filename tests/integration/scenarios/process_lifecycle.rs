@@ -1,5 +1,7 @@
-//! Process lifecycle: exit codes, exec failures, the child's process group and environment,
-//! reaping, the processes left at shutdown, freezing and stopping, and an init that is not PID 1.
+//! Process lifecycle: exit codes (every one of 0-255), exec failures, a command named like a
+//! flag, the child's process group and environment (its signal mask whatever the init's parent
+//! blocked or ignored, the init's own working directory), reaping, the processes left at
+//! shutdown, freezing and stopping, and an init that is not PID 1.
 //!
 //! The child is a `testkit` helper (`images/README.md`); evidence is what it printed (handshake,
 //! signal lines, the inspector's JSON), the process table inside the container (`testkit ps`,
@@ -81,25 +83,6 @@ async fn exit_code_case(run: Run, case: ExitCase) -> Result<()> {
 
 scenario_table! {
     exit_code_case;
-    exit_code_0_is_passed_through => ExitCase { child: &["testkit", "exit-with", "0"], code: 0 },
-    exit_code_1_is_passed_through => ExitCase { child: &["testkit", "exit-with", "1"], code: 1 },
-    exit_code_2_is_passed_through => ExitCase { child: &["testkit", "exit-with", "2"], code: 2 },
-    exit_code_3_is_passed_through => ExitCase { child: &["testkit", "exit-with", "3"], code: 3 },
-    /// Reproduces catatonit#5: a child exiting 127 made catatonit hang (it took 127 for "status
-    /// unknown"); the container must exit 127 at once.
-    exit_code_127_is_passed_through => ExitCase {
-        child: &["testkit", "exit-with", "127"],
-        code: 127,
-    },
-    /// Codes above 128 are the child's own too, not only signal deaths.
-    exit_code_200_is_passed_through => ExitCase {
-        child: &["testkit", "exit-with", "200"],
-        code: 200,
-    },
-    exit_code_255_is_passed_through => ExitCase {
-        child: &["testkit", "exit-with", "255"],
-        code: 255,
-    },
     /// Death by a signal is 128+N (dumb-init reported 0 before PR #60).
     death_by_sigterm_gives_exit_code_143 => ExitCase {
         child: &["testkit", "exit-with", "signal:TERM"],
@@ -117,6 +100,121 @@ scenario_table! {
         child: &["testkit", "exit-with", "signal:USR1"],
         code: 138,
     },
+}
+
+/// The child of the every-exit-code scenario's Docker runs: each start exits with the next code
+/// of its container's list (`$CODES`, then what is left of it in `/tmp/codes`, which the
+/// container keeps across `docker start`).
+const EXIT_SERIES: &str = "set -- $(cat /tmp/codes 2>/dev/null || echo \"$CODES\")\n\
+                           code=$1; shift; echo \"$@\" > /tmp/codes\n\
+                           exec testkit exit-with \"$code\"\n";
+/// Containers side by side for the every-exit-code scenario's Docker runs.
+const EXIT_SERIES_CONTAINERS: usize = 16;
+/// The codes every init's container exits with through Docker, whatever else runs: the edges,
+/// the shell conventions (126, 127: catatonit once hung on 127, docs/known-bugs.md#catatonit-5)
+/// and codes above 128 that are the child's own, not signal deaths.
+const EXIT_SAMPLE: [u16; 8] = [0, 1, 2, 126, 127, 128, 200, 255];
+
+/// Runs one container through `codes` (`docker start` for each after the first); returns those
+/// Docker did not report, with what it reported.
+async fn exit_code_series(run: &Run, codes: Vec<u16>) -> Result<Vec<(u16, String)>> {
+    let list = codes.iter().map(u16::to_string).collect::<Vec<_>>().join(" ");
+    let c = ContainerSpec::new(run)
+        .with_file("/tmp/exit_series.sh", EXIT_SERIES)
+        .env("CODES", &list)
+        .child(["sh", "/tmp/exit_series.sh"])
+        .without_ready_wait()
+        .start()
+        .await?;
+    let mut wrong = Vec::new();
+    for (n, &code) in codes.iter().enumerate() {
+        if n > 0 {
+            // An exited container: `docker restart` is a plain start.
+            c.restart(Duration::ZERO).await?;
+        }
+        match c.exited_within(secs(10)).await? {
+            Some(exit) if exit.code == i64::from(code) => {}
+            Some(exit) => wrong.push((code, format!("exit code {}", exit.code))),
+            None => wrong.push((code, "still running after 10 s".to_string())),
+        }
+    }
+    let runs =
+        c.report().await?.of_kind("ready").filter(|f| f.get("cmd") == Some("exit-with")).count();
+    if runs != codes.len() {
+        bail!(
+            "the series {list} started the child {runs} times, expected {}\n{}",
+            codes.len(),
+            c.evidence().await
+        );
+    }
+    Ok(wrong)
+}
+
+/// `codes` through Docker, shared among [`EXIT_SERIES_CONTAINERS`] containers side by side.
+async fn through_docker(run: &Run, codes: &[u16]) -> Result<Vec<(u16, String)>> {
+    let shares = (0..EXIT_SERIES_CONTAINERS.min(codes.len()))
+        .map(|k| codes.iter().skip(k).step_by(EXIT_SERIES_CONTAINERS).copied().collect::<Vec<_>>());
+    let series = futures::future::join_all(shares.map(|share| exit_code_series(run, share))).await;
+    Ok(series.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten().collect())
+}
+
+/// PID 1 of the sweep: starts the init (its argv is the script's arguments) once per code, the
+/// child exiting with `$CODE`, and prints the status the init exited with each time.
+const EXIT_SWEEP: &str = "for code in $(seq 0 255); do\n\
+                          CODE=$code \"$@\"\n\
+                          echo \"status code=$code got=$?\"\n\
+                          done\n";
+
+/// All 256 codes in one container, the init started 256 times below a shell: its exit status is
+/// what Docker reports for a container it is PID 1 of (which [`EXIT_SAMPLE`] checks). Docker's
+/// own init cannot be put below a shell, but Docker mounts its binary in the container at
+/// `/sbin/docker-init`: the shell, the child of that PID 1, starts that same binary.
+async fn through_a_sweep(run: &Run) -> Result<Vec<(u16, String)>> {
+    let child = ["sh", "-c", "exec testkit exit-with \"$CODE\""];
+    let spec = ContainerSpec::new(run).with_file("/tmp/exit_sweep.sh", EXIT_SWEEP);
+    let spec = if run.init().is_docker_init() {
+        let sweep = ["sh", "/tmp/exit_sweep.sh", "/sbin/docker-init", "--"];
+        spec.child(sweep.into_iter().chain(child))
+    } else {
+        spec.pid1(Pid1Wrapper::Script("/tmp/exit_sweep.sh".into())).child(child)
+    };
+    let c = spec.without_ready_wait().start().await?;
+    c.exit_within(secs(60), "the sweep over 256 exit codes").await?;
+    let report = c.report().await?;
+    let mut wrong = Vec::new();
+    let mut seen = 0;
+    for fact in report.of_kind("status") {
+        let (code, got): (u16, i64) = (fact.num("code")?, fact.num("got")?);
+        seen += 1;
+        if got != i64::from(code) {
+            wrong.push((code, format!("the init exited {got}")));
+        }
+    }
+    if seen != 256 {
+        bail!("the sweep reported {seen} of 256 codes\n{}", c.evidence().await);
+    }
+    Ok(wrong)
+}
+
+/// Every exit code from 0 to 255 passes through unchanged: the child exits with N and the init
+/// with N. The init is started 256 times in one container, below a shell that records each
+/// status (a second or two), and its container exits through Docker with a sample of codes
+/// ([`EXIT_SAMPLE`]).
+#[scenario]
+async fn every_exit_code_from_0_to_255_is_passed_through(run: Run) -> Result<()> {
+    let run = &run;
+    let (sweep, sample) = futures::join!(through_a_sweep(run), through_docker(run, &EXIT_SAMPLE));
+    let mut wrong = [sweep?, sample?].concat();
+    wrong.sort();
+    wrong.dedup();
+    run.record("exit_codes_not_passed_through", wrong.len() as f64, "codes");
+    check!(
+        wrong.is_empty(),
+        "{} exit codes were not passed through: {}",
+        wrong.len(),
+        wrong.iter().map(|(code, what)| format!("{code}: {what}")).collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
 }
 
 // --- Exec failure -----------------------------------------------------------------------------
@@ -157,6 +255,30 @@ scenario_table! {
     /// EACCES (a directory cannot be executed) gives 126, as in shells and tini.
     non_executable_command_exits_126_with_one_line_naming_it =>
         ExecFailureCase { command: "/tmp", code: 126 },
+}
+
+/// A command whose name starts with a hyphen (`/bin/-weird`, a link to testkit) is the child's,
+/// not an option, once it follows `--`: the init runs it and supervises it (SIGTERM reaches it,
+/// 143). An init that keeps parsing options after `--` refuses it as an unknown flag.
+#[scenario]
+async fn a_command_named_like_a_flag_runs_after_the_double_dash(run: Run) -> Result<()> {
+    let c = ContainerSpec::new(&run)
+        .with_symlink("/bin/-weird", "testkit")
+        .child(["-weird", "signals"])
+        .without_ready_wait()
+        .start()
+        .await?;
+    let ready = c.fact_within("ready", 1, secs(10), |_| true).await?;
+    let ready = c.require(ready, "the command `-weird` never started").await?;
+    check_in!(
+        c,
+        ready.get("cmd") == Some("signals"),
+        "the child started as `{ready}`, expected `-weird signals` (cmd=signals)"
+    );
+    c.kill("SIGTERM").await?;
+    let exit = c.exit_within(secs(5), "SIGTERM").await?;
+    check_in!(c, exit.code == 143, "exit code {}, expected 143 from `-weird`", exit.code);
+    Ok(())
 }
 
 // --- Process group ----------------------------------------------------------------------------
@@ -652,6 +774,37 @@ async fn child_keeps_the_working_directory_and_the_environment(run: Run) -> Resu
     Ok(())
 }
 
+/// The init keeps no directory busy: under `docker run -w /tmp` its child runs in /tmp, while
+/// PID 1's own working directory (`/proc/1/cwd`, read with `docker exec`) is `/`, so the init
+/// pins nothing below it (a directory it sits in cannot be unmounted). Of the inits here only
+/// dumb-init changes to `/`; scinit, tini and catatonit stay where Docker started them
+/// (docs/known-bugs.md#working-directory-kept).
+#[scenario]
+async fn the_init_keeps_no_working_directory_busy(run: Run) -> Result<()> {
+    let c =
+        ContainerSpec::new(&run).working_dir("/tmp").child(["testkit", "signals"]).start().await?;
+    let child = c.first_ready().await?.pid;
+    let cwd = |pid: i32| {
+        let c = &c;
+        async move {
+            let out = c.exec(&["readlink", &format!("/proc/{pid}/cwd")]).await?;
+            match &out.stdout[..] {
+                [dir] if out.code == 0 => Ok(dir.clone()),
+                _ => bail!("readlink /proc/{pid}/cwd exited {}: {out:?}", out.code),
+            }
+        }
+    };
+    let (init_cwd, child_cwd) = (cwd(1).await?, cwd(child).await?);
+    check_in!(c, child_cwd == "/tmp", "the child runs in {child_cwd}, expected /tmp");
+    check_in!(
+        c,
+        init_cwd == "/",
+        "PID 1's working directory is {init_cwd}, expected /: the init keeps the container's \
+         working directory busy"
+    );
+    Ok(())
+}
+
 /// Without ports, socket-activation variables inherited from the container's environment are
 /// stripped: a child must not take fds 3..8 for sockets it never got.
 #[scenario]
@@ -690,6 +843,33 @@ async fn signals_ignored_by_the_inits_parent_are_default_again_in_the_child(
          parent ignored",
         signals_in(&i.sigign),
         i.sigign
+    );
+    Ok(())
+}
+
+/// Signals blocked in the mask of the init's parent are not the child's business either: it
+/// starts with an empty mask (tini's sigconf test). `fixtures/test_scripts/
+/// lifecycle_blocked_signals.sh` starts the init with standard, job-control and real-time
+/// signals blocked, which survives `exec`. tini and catatonit pass that mask on
+/// (docs/known-bugs.md#blocked-signals-stay-blocked).
+#[scenario(needs(Wrappable))]
+async fn signals_blocked_by_the_inits_parent_are_unblocked_in_the_child(run: Run) -> Result<()> {
+    let (c, i) = inspect(
+        ContainerSpec::new(&run)
+            .pid1(Pid1Wrapper::Script("/scripts/lifecycle_blocked_signals.sh".into())),
+    )
+    .await?;
+    let blocked = c.report().await?.of_kind("block").count();
+    if blocked != 1 {
+        bail!("the wrapper did not block the signals before the init\n{}", c.evidence().await);
+    }
+    check_in!(
+        c,
+        mask_is_empty(&i.sigblk),
+        "the child starts with signals {:?} blocked (SigBlk {}): the init passed on what its \
+         parent blocked",
+        signals_in(&i.sigblk),
+        i.sigblk
     );
     Ok(())
 }

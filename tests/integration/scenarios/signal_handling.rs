@@ -6,14 +6,17 @@
 //! the bugs of other inits each part reproduces:
 //! * stop signals and `docker stop` end the container at once with the child's status (moby#32310,
 //!   tini#69, dumb-init PR #60);
-//! * every other signal is forwarded and the init survives, real-time ones included
-//!   (dumb-init#70), job-control ones too (podman#18095);
+//! * every other standard signal is forwarded and the init survives, one test each, real-time
+//!   ones included (dumb-init#70), job-control ones too (podman#18095), and a job-control signal
+//!   really stops a child without handlers until SIGCONT;
+//! * a fault signal sent from outside (`docker kill -s SEGV`) reaches neither the init nor the
+//!   child, and a forwarded SIGUSR1 kills a child without a handler (138);
 //! * forwarding reaches the child's whole process group, so a shell wrapper that does not `exec`
 //!   does not swallow it (krallin/tini#15);
 //! * a signal sent right after start is never lost (dumb-init's start-up race);
 //! * a child that ignores SIGTERM is SIGKILLed after the grace period, not before;
 //! * the restart signal restarts the child, and bursts or storms of signals leave the init
-//!   responsive.
+//!   responsive; PID 1's memory stays flat over 10,000 forwarded signals and 1,000 restarts.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use futures::StreamExt;
 
-use crate::infrastructure::{scenario, ContainerSpec, Pid1Moment, Pid1Wrapper, Run};
+use crate::infrastructure::{scenario, Container, ContainerSpec, Pid1Moment, Pid1Wrapper, Run};
 use crate::utils::child_report::{Fact, Ready};
 use crate::utils::wait::{self, secs, Polled};
 
@@ -243,6 +246,22 @@ scenario_table! {
     sigpwr_is_forwarded_and_the_init_survives => "SIGPWR",
     /// A real-time signal is forwarded and logged by its name (dumb-init#70 did not forward them).
     sigrtmin_plus_3_is_forwarded_and_the_init_survives => "RTMIN+3",
+    /// SIGPIPE is forwarded: the init's own broken pipes are not the child's, but one sent is.
+    sigpipe_is_forwarded_and_the_init_survives => "SIGPIPE",
+    /// SIGSTKFLT (unused by Linux itself, free for programs) is forwarded.
+    sigstkflt_is_forwarded_and_the_init_survives => "SIGSTKFLT",
+    /// SIGURG (default action: ignore) is forwarded.
+    sigurg_is_forwarded_and_the_init_survives => "SIGURG",
+    /// SIGXCPU (the CPU-time limit's warning) is forwarded.
+    sigxcpu_is_forwarded_and_the_init_survives => "SIGXCPU",
+    /// SIGXFSZ (the file-size limit's) is forwarded.
+    sigxfsz_is_forwarded_and_the_init_survives => "SIGXFSZ",
+    /// SIGVTALRM is forwarded: the init's own timers must not use it either.
+    sigvtalrm_is_forwarded_and_the_init_survives => "SIGVTALRM",
+    /// SIGPROF (profilers' timer) is forwarded.
+    sigprof_is_forwarded_and_the_init_survives => "SIGPROF",
+    /// SIGIO (asynchronous I/O readiness) is forwarded.
+    sigio_is_forwarded_and_the_init_survives => "SIGIO",
 }
 
 scenario_table! {
@@ -254,6 +273,81 @@ scenario_table! {
     sigttin_is_forwarded_to_the_child_and_the_init_survives => "SIGTTIN",
     /// As SIGTSTP; tini ignores SIGTTOU itself and never forwards it.
     sigttou_is_forwarded_to_the_child_and_the_init_survives => "SIGTTOU",
+}
+
+/// The marker sent after a fault signal: a real-time signal, which both the init and the child
+/// collect after every pending standard one, so by the time the child logs it a fault signal
+/// sent before it has been forwarded, if it ever is.
+const MARKER: &str = "RTMIN+3";
+
+/// `docker kill -s <fault signal>`: a fault signal sent from outside, as a person or a tool
+/// might (`docker kill -s SEGV` to get a core dump). scinit neither blocks nor forwards them
+/// (README "Signals": the kernel raises them for a fault in scinit itself), so the kernel
+/// discards one sent to it as PID 1 with its default action: the init survives, and the child
+/// sees nothing of it, only the marker sent after it. dumb-init forwards them
+/// (docs/known-bugs.md#dumb-init-forwards-fault-signals).
+async fn fault_signal_from_outside_case(run: Run, signal: &'static str) -> Result<()> {
+    let c = ContainerSpec::new(&run).child(["testkit", "signals"]).start().await?;
+    let child = c.first_ready().await?;
+    c.kill(signal).await?;
+    // The container may be gone already: then the marker is refused, and its absence says so.
+    let marked = c.kill(MARKER).await;
+    let marker = c.fact_within("signal", 1, DELIVERY, named(&logged_name(MARKER))).await?;
+    if marker.is_none() {
+        let state = c.state().await?;
+        let what = format!(
+            "after {signal} from outside, the marker {MARKER} never reached the child ({}; the \
+             container: status {} exit code {:?})",
+            marked.err().map_or("sent".to_string(), |e| format!("not sent: {e:#}")),
+            state.status,
+            state.exit_code
+        );
+        return Err(c.deviation(what).await);
+    }
+    let seen = c.report().await?.signal_names(Some(child.pid))?;
+    check_in!(
+        c,
+        seen == [logged_name(MARKER)],
+        "the child saw {seen:?}, expected only the marker [{}]: {signal} sent from outside \
+         reached it",
+        logged_name(MARKER)
+    );
+    check_in!(c, c.state().await?.running, "the container stopped after {signal}");
+    Ok(())
+}
+
+scenario_table! {
+    fault_signal_from_outside_case;
+    /// SIGSEGV from outside is dropped: neither the init nor the child dies of it.
+    sigsegv_from_outside_reaches_neither_the_init_nor_the_child => "SIGSEGV",
+    /// SIGBUS from outside is dropped likewise.
+    sigbus_from_outside_reaches_neither_the_init_nor_the_child => "SIGBUS",
+    /// SIGILL from outside is dropped likewise.
+    sigill_from_outside_reaches_neither_the_init_nor_the_child => "SIGILL",
+    /// SIGFPE from outside is dropped likewise.
+    sigfpe_from_outside_reaches_neither_the_init_nor_the_child => "SIGFPE",
+    /// SIGABRT from outside is dropped likewise.
+    sigabrt_from_outside_reaches_neither_the_init_nor_the_child => "SIGABRT",
+    /// SIGTRAP from outside is dropped likewise.
+    sigtrap_from_outside_reaches_neither_the_init_nor_the_child => "SIGTRAP",
+    /// SIGSYS from outside is dropped likewise.
+    sigsys_from_outside_reaches_neither_the_init_nor_the_child => "SIGSYS",
+}
+
+/// `docker kill -s USR1` to a child without a handler (`testkit inspect --stay` waits with every
+/// disposition at its default): the forwarded SIGUSR1 kills it, and the container reports
+/// 128+10 = 138, as Docker shows it (dumb-init reported 0 before PR #60,
+/// docs/known-bugs.md#dumb-init-60).
+#[scenario]
+async fn a_forwarded_sigusr1_kills_a_child_without_a_handler_and_the_exit_code_is_138(
+    run: Run,
+) -> Result<()> {
+    let c = ContainerSpec::new(&run).child(["testkit", "inspect", "--stay"]).start().await?;
+    c.wait_for_line("the inspector's report", DELIVERY, |l| l.starts_with("inspect ")).await?;
+    c.kill("SIGUSR1").await?;
+    let exit = c.exit_within(WELL_INSIDE, "SIGUSR1").await?;
+    check_in!(c, exit.code == 138, "exit code {}, expected 138 (128+SIGUSR1)", exit.code);
+    Ok(())
 }
 
 /// One shell line that signals PID 1 eight times within microseconds, so that all of them are
@@ -654,6 +748,119 @@ async fn a_signal_storm_leaves_the_init_responsive_and_loses_no_queued_signal(
     Ok(())
 }
 
+/// The acknowledgement FIFO of the memory scenarios' signal logger (`testkit signals --ack`).
+const ACK: &str = "/tmp/ack";
+/// How much PID 1's resident memory may grow over a flood of signals or restarts: 16 pages.
+const RSS_SLACK_KIB: u64 = 64;
+
+/// PID 1's resident memory (`VmRSS`), read inside the container.
+async fn pid1_rss_kib(c: &Container) -> Result<u64> {
+    c.pid1_memory().await?.number("VmRSS")
+}
+
+/// Sends `count` SIGUSR1 to PID 1 from inside the container, each once the child has logged the
+/// previous one (`testkit signal-pid1 --count` against the logger's `--ack`), so none coalesce.
+/// A signal the init never forwards leaves its sender without an acknowledgement: a deviation.
+async fn forward_acknowledged(c: &Container, count: u32) -> Result<()> {
+    let n = count.to_string();
+    let argv = ["testkit", "signal-pid1", "--signal", "USR1", "--count", &n, "--ack", ACK];
+    let out = c.exec(&argv).await?;
+    check_in!(
+        c,
+        out.code == 0,
+        "{} of {count} SIGUSR1 were acknowledged by the child: {}",
+        out.stdout.iter().filter(|l| l.starts_with("sent ")).count(),
+        out.stderr.join(" | ")
+    );
+    Ok(())
+}
+
+/// Signals in the memory scenario's flood.
+const FLOOD: u32 = 10_000;
+
+/// PID 1's resident memory after 10,000 forwarded SIGUSR1 is within 64 KiB of what it was after
+/// the first one: nothing is kept per signal. Each one is sent from inside the container once
+/// the child has logged the previous one, and the child's log must hold all 10,000.
+#[scenario]
+async fn pid1_memory_stays_flat_over_10000_forwarded_signals(run: Run) -> Result<()> {
+    let c = ContainerSpec::new(&run).child(["testkit", "signals", "--ack", ACK]).start().await?;
+    let child = c.first_ready().await?.pid;
+    forward_acknowledged(&c, 1).await?;
+    let first = pid1_rss_kib(&c).await?;
+    forward_acknowledged(&c, FLOOD - 1).await?;
+    let after = pid1_rss_kib(&c).await?;
+    run.record("pid1_rss_after_the_first_signal", first as f64, "KiB");
+    run.record("pid1_rss_after_10000_signals", after as f64, "KiB");
+    let seen = c.report().await?.signal_names(Some(child))?;
+    let usr1 = seen.iter().filter(|n| *n == "SIGUSR1").count();
+    check_in!(
+        c,
+        usr1 == FLOOD as usize && seen.len() == usr1,
+        "the child logged {usr1} SIGUSR1 of {FLOOD} sent, and {} other signals",
+        seen.len() - usr1
+    );
+    check_in!(
+        c,
+        after <= first + RSS_SLACK_KIB,
+        "PID 1's resident memory grew from {first} KiB after the first signal to {after} KiB \
+         after {FLOOD}: more than {RSS_SLACK_KIB} KiB"
+    );
+    Ok(())
+}
+
+/// The file that tells `testkit chain` how many more restarts to ask for.
+const CHAIN: &str = "/tmp/chain";
+/// Restarts in the memory scenario, after the first.
+const RESTARTS: u32 = 1000;
+
+/// PID 1's resident memory after 1,000 more restarts is within 64 KiB of what it was after the
+/// first: nothing is kept per child. Each child (`testkit chain`) asks for the next restart
+/// itself with SIGHUP to its parent until the count in [`CHAIN`] runs out, so the restarts cost
+/// no round trip through the Docker API; the last one becomes the signal logger.
+#[scenario(needs(Restart))]
+async fn pid1_memory_stays_flat_over_1000_restarts(run: Run) -> Result<()> {
+    let c = ContainerSpec::new(&run)
+        .restart_signal("SIGHUP")
+        .child(["testkit", "chain", CHAIN, "--", "testkit", "signals"])
+        .start()
+        .await?;
+    c.kill("SIGHUP").await?;
+    let restarted = c.fact_within("chain", 2, DELIVERY, |_| true).await?;
+    c.require(restarted, "SIGHUP did not restart the child").await?;
+    let first = pid1_rss_kib(&c).await?;
+    c.sh(&format!("echo {} > {CHAIN}", RESTARTS - 1)).await?;
+    let started = Instant::now();
+    c.kill("SIGHUP").await?;
+    let within = secs(120);
+    let last = c.fact_within("chain", RESTARTS as usize + 2, within, |_| true).await?;
+    let last = c
+        .require(
+            last,
+            format_args!(
+                "{RESTARTS} restarts, each asked for by the child, did not happen within \
+                 {within:?}"
+            ),
+        )
+        .await?;
+    run.record("time_for_1000_restarts", started.elapsed().as_secs_f64() * 1000.0, "ms");
+    check_in!(
+        c,
+        last.get("remaining") == Some("0"),
+        "child #{} started with `{last}`, expected remaining=0",
+        RESTARTS + 2
+    );
+    let after = pid1_rss_kib(&c).await?;
+    run.record("pid1_rss_after_the_first_restart", first as f64, "KiB");
+    run.record("pid1_rss_after_1000_restarts", after as f64, "KiB");
+    check_in!(
+        c,
+        after <= first + RSS_SLACK_KIB,
+        "PID 1's resident memory grew from {first} KiB after the first restart to {after} KiB \
+         after {RESTARTS} more: more than {RSS_SLACK_KIB} KiB"
+    );
+    Ok(())
+}
+
 /// A stop signal that arrives while a restart is stopping the old child turns the restart
 /// into a shutdown: the old child (which takes 1.5 s to exit) gets the stop signal too, the
 /// container exits with its status (0), and no new child is started. An init that lets the
@@ -845,14 +1052,7 @@ async fn a_child_stopped_by_sigtstp_still_shuts_down_gracefully_on_docker_stop(
     let c = ContainerSpec::new(&run).child(child).start().await?;
     let child = c.first_ready().await?.pid;
     c.kill("SIGTSTP").await?;
-    let stopped = wait::until("the child stopped by SIGTSTP", DELIVERY, || async {
-        let state = c.processes().await?.into_iter().find(|p| p.pid == child).map(|p| p.state);
-        Ok(match state.as_deref() {
-            Some("T") => Polled::Ready(()),
-            other => Polled::NotYet(format!("state {other:?}")),
-        })
-    })
-    .await;
+    let stopped = until_state(&c, child, true, "stopped by SIGTSTP").await;
     check_ok!(c, stopped, "the child {child} never stopped on SIGTSTP");
     let exit = c.stop(SHORT_STOP_TIMEOUT).await?;
     check_in!(
@@ -869,4 +1069,57 @@ async fn a_child_stopped_by_sigtstp_still_shuts_down_gracefully_on_docker_stop(
         exit.elapsed
     );
     Ok(())
+}
+
+/// Waits until process `pid`'s state in the container's process table (`testkit ps`) is `T`
+/// (stopped), or, for `stopped == false`, anything else; an error after [`DELIVERY`].
+async fn until_state(c: &Container, pid: i32, stopped: bool, what: &str) -> Result<()> {
+    wait::until(&format!("the child {what}"), DELIVERY, || async {
+        let state = c.processes().await?.into_iter().find(|p| p.pid == pid).map(|p| p.state);
+        Ok(match state.as_deref() {
+            Some(s) if (s == "T") == stopped => Polled::Ready(()),
+            other => Polled::NotYet(format!("state {other:?}")),
+        })
+    })
+    .await
+}
+
+/// A job-control signal from outside really stops the child, as it does a program at a
+/// terminal, and SIGCONT resumes it: both seen in the child's process state (`T`, then `S`),
+/// not in a log line. The child is `testkit inspect --stay`, which waits with every disposition
+/// at its default, as a program that leaves job control to the kernel does. Then `docker stop`
+/// still ends it with 143. An init that drops the signal leaves the child running (catatonit,
+/// docs/known-bugs.md#podman-18095, docs/known-bugs.md#catatonit-drops-job-control-signals); one
+/// that sends SIGSTOP instead still stops it (docs/known-bugs.md#dumb-init-job-control-to-sigstop).
+async fn job_control_stop_case(run: Run, signal: &'static str) -> Result<()> {
+    let c = ContainerSpec::new(&run).child(["testkit", "inspect", "--stay"]).start().await?;
+    c.wait_for_line("the inspector's report", DELIVERY, |l| l.starts_with("inspect ")).await?;
+    let child = c.first_ready().await?.pid;
+    c.kill(signal).await?;
+    let stopped = until_state(&c, child, true, &format!("stopped by {signal}")).await;
+    check_ok!(c, stopped, "the child {child} never stopped on {signal}");
+    c.kill("SIGCONT").await?;
+    let resumed = until_state(&c, child, false, "resumed by SIGCONT").await;
+    check_ok!(c, resumed, "the child {child}, stopped by {signal}, never resumed on SIGCONT");
+    let exit = c.stop(DOCKER_STOP_TIMEOUT).await?;
+    check_in!(
+        c,
+        exit.code == 143 && exit.elapsed < WELL_INSIDE,
+        "`docker stop` of the resumed child gave {} after {:?}, expected 143 at once",
+        exit.code,
+        exit.elapsed
+    );
+    Ok(())
+}
+
+scenario_table! {
+    job_control_stop_case;
+    /// SIGTSTP (Ctrl-Z) stops the child; SIGCONT resumes it.
+    a_forwarded_sigtstp_stops_the_child_and_sigcont_resumes_it => "SIGTSTP",
+    /// SIGTTIN stops the child; SIGCONT resumes it. tini ignores it
+    /// (docs/known-bugs.md#tini-ignores-sigttin-sigttou).
+    a_forwarded_sigttin_stops_the_child_and_sigcont_resumes_it => "SIGTTIN",
+    /// SIGTTOU stops the child; SIGCONT resumes it. tini ignores it
+    /// (docs/known-bugs.md#tini-ignores-sigttin-sigttou).
+    a_forwarded_sigttou_stops_the_child_and_sigcont_resumes_it => "SIGTTOU",
 }

@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use crate::figures::restart;
 use crate::infrastructure::probe::{self, published, Session};
@@ -29,7 +29,7 @@ use crate::infrastructure::{
     scenario, Capability, Container, ContainerSpec, Follower, Network, Run,
 };
 use crate::performance::load::{bounded_load, record_restarts};
-use crate::utils::child_report::Inspection;
+use crate::utils::child_report::{ChildReport, Inspection};
 use crate::utils::proc::PortView;
 use crate::utils::wait::{self, secs, Polled};
 
@@ -241,6 +241,68 @@ scenario_table! {
         InheritanceCase { ports: &[8080], bind: Some("::"), host: "[::]" },
     three_ports_are_inherited_at_fds_3_to_5_in_ports_order_on_ipv6 =>
         InheritanceCase { ports: &[8080, 9090, 7070], bind: Some("::"), host: "[::]" },
+}
+
+// --- The listening socket's options, seen by a second binder ---------------------------------
+
+/// What the kernel tells a second process that binds the init's port 8080 inside the container
+/// (`testkit bind` through `docker exec`), with or without `SO_REUSEPORT` of its own:
+/// `[without, with]`, each `ok` or an errno name.
+async fn second_binds(reuse_port_flag: bool, run: &Run) -> Result<(Container, [String; 2])> {
+    let spec = ContainerSpec::new(run).with_ports([8080]).child(["testkit", "echo"]);
+    let spec = if reuse_port_flag { spec.init_args(["--reuse-port"]) } else { spec };
+    let c = spec.start().await?;
+    c.wait_for_fact("listening", 1, secs(5), |_| true).await?;
+    let mut results = Vec::new();
+    for extra in [None, Some("--reuse-port")] {
+        let argv: Vec<&str> =
+            ["testkit", "bind", "0.0.0.0:8080"].into_iter().chain(extra).collect();
+        let out = c.exec(&argv).await?;
+        let result = ChildReport::parse(&out.stdout)
+            .of_kind("bind")
+            .find_map(|f| f.get("result").map(str::to_string));
+        match result {
+            Some(result) if out.code == 0 => results.push(result),
+            _ => bail!("{argv:?} exited {}: {:?} {:?}", out.code, out.stdout, out.stderr),
+        }
+    }
+    let [without, with] = <[String; 2]>::try_from(results).map_err(|r| anyhow!("{r:?}"))?;
+    Ok((c, [without, with]))
+}
+
+/// Without `--reuse-port` the init's listening socket has no `SO_REUSEPORT` (README "Socket
+/// activation contract"): a second process in the container cannot bind the port, not even one
+/// that sets `SO_REUSEPORT` itself (EADDRINUSE both ways), so no stray server silently takes a
+/// share of the connections.
+#[scenario(needs(Ports))]
+async fn without_reuse_port_a_second_bind_of_the_inits_port_fails_with_eaddrinuse(
+    run: Run,
+) -> Result<()> {
+    let (c, [without, with]) = second_binds(false, &run).await?;
+    check_in!(
+        c,
+        without == "EADDRINUSE" && with == "EADDRINUSE",
+        "a second bind of port 8080 gave {without} without SO_REUSEPORT and {with} with it, \
+         expected EADDRINUSE both times"
+    );
+    Ok(())
+}
+
+/// With `--reuse-port` the socket has `SO_REUSEPORT`: a second process that sets it too binds
+/// the same port (and the kernel would split the connections), one that does not still gets
+/// EADDRINUSE.
+#[scenario(needs(Ports, ScinitCli))]
+async fn with_reuse_port_a_second_process_that_sets_it_too_binds_the_inits_port(
+    run: Run,
+) -> Result<()> {
+    let (c, [without, with]) = second_binds(true, &run).await?;
+    check_in!(
+        c,
+        without == "EADDRINUSE" && with == "ok",
+        "a second bind of port 8080 gave {without} without SO_REUSEPORT and {with} with it, \
+         expected EADDRINUSE and ok"
+    );
+    Ok(())
 }
 
 // --- Zero-downtime restart under load ------------------------------------------------------
