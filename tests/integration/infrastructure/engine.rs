@@ -85,11 +85,20 @@ pub fn owner_id() -> &'static str {
 fn owner_scope() -> &'static str {
     static SCOPE: OnceLock<String> = OnceLock::new();
     SCOPE.get_or_init(|| {
-        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
         let namespace = std::fs::read_link("/proc/self/ns/pid").unwrap_or_default();
         let namespace = namespace.to_string_lossy();
         let inode = namespace.trim_start_matches("pid:[").trim_end_matches(']');
-        format!("{}/{inode}", boot.trim())
+        format!("{}/{inode}", machine())
+    })
+}
+
+/// This machine, as long as it runs: the kernel's boot id. The suite's images carry it
+/// ([`super::image::LABEL_BUILDER`]), so that a run removes only stale images its machine built.
+pub fn machine() -> &'static str {
+    static MACHINE: OnceLock<String> = OnceLock::new();
+    MACHINE.get_or_init(|| {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        boot.trim().to_string()
     })
 }
 

@@ -19,6 +19,10 @@ const BUSYBOX: &str = "/bin/busybox";
 pub const IMAGE_REPOSITORY: &str = "scinit-test";
 /// Marks images built by the factory: kept between runs as a cache, listed by `make clean-images`.
 pub const LABEL_IMAGE: &str = "scinit.test.image";
+/// The machine that built an image ([`engine::machine`]): at the end of a run, `tests/run-suite`
+/// removes the stale images of its own machine only, never those another runner sharing the
+/// engine may still use.
+pub const LABEL_BUILDER: &str = "scinit.test.builder";
 
 /// One entry of the image's root file system. A file's `mtime` is 0 except for files copied
 /// from a host tree, which keep theirs: Python trusts a `__pycache__` file only while its
@@ -281,7 +285,8 @@ pub async fn ensure(fs: &RootFs) -> Result<String> {
             if engine::image_exists(&docker, &tag).await {
                 return Ok(tag);
             }
-            let labels = [(LABEL_SUITE, "1"), (LABEL_IMAGE, "1")];
+            let labels =
+                [(LABEL_SUITE, "1"), (LABEL_IMAGE, "1"), (LABEL_BUILDER, engine::machine())];
             engine::build_image(&docker, fs.tar_context(recipe)?, &tag, &labels).await?;
             Ok::<_, anyhow::Error>(tag)
         })
