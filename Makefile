@@ -15,7 +15,7 @@ INITS ?= $(if $(INIT_UNDER_TEST),$(or $(INIT_PROFILE),scinit),$(shell .ci/inits 
 # Every row of the init table: scinit and each peer in each of its modes (make matrix).
 MATRIX_INITS ?= $(shell .ci/inits name)
 
-.PHONY: all build deps docker-check unit-test test docker-test static image bench repro bench-check bench-baseline bench-selftest clean-images
+.PHONY: all build deps docker-check unit-test test docker-test static matrix matrix-docs image bench repro bench-check bench-baseline bench-selftest clean-images
 
 all: build
 
