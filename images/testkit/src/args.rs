@@ -33,6 +33,12 @@ impl Args {
     pub fn rest(&mut self) -> Vec<OsString> {
         self.args.by_ref().collect()
     }
+
+    /// The arguments of a unit test, from literals.
+    #[cfg(test)]
+    pub fn of(list: &[&str]) -> Self {
+        Args::new(list.iter().map(OsString::from).collect())
+    }
 }
 
 /// Parses a number argument; `what` names it in the error.

@@ -72,10 +72,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::OsString;
 
     fn parse_list(list: &[&str]) -> Result<Options, Failure> {
-        parse(Args::new(list.iter().map(OsString::from).collect()))
+        parse(Args::of(list))
     }
 
     #[test]

@@ -65,10 +65,9 @@ fn outcome(result: nix::Result<()>) -> String {
 mod tests {
     use super::*;
     use nix::errno::Errno;
-    use std::ffi::OsString;
 
     fn parse_list(list: &[&str]) -> Result<Options, Failure> {
-        parse(Args::new(list.iter().map(OsString::from).collect()))
+        parse(Args::of(list))
     }
 
     #[test]

@@ -53,7 +53,7 @@ mod tests {
     use nix::libc;
 
     fn parse_list(list: &[&str]) -> Result<Options, Failure> {
-        parse(Args::new(list.iter().map(OsString::from).collect()))
+        parse(Args::of(list))
     }
 
     #[test]

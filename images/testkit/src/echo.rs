@@ -329,10 +329,9 @@ fn bind_listener(addr: &SocketAddr) -> Result<Listener, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::OsString;
 
     fn parse_list(list: &[&str]) -> Result<Options, Failure> {
-        parse(Args::new(list.iter().map(OsString::from).collect()))
+        parse(Args::of(list))
     }
 
     #[test]

@@ -43,10 +43,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
 mod tests {
     use super::*;
     use nix::libc;
-    use std::ffi::OsString;
 
     fn parse_list(list: &[&str]) -> Result<End, Failure> {
-        parse(Args::new(list.iter().map(OsString::from).collect()))
+        parse(Args::of(list))
     }
 
     #[test]

@@ -72,11 +72,6 @@ fn dispatch(cmd: &str, args: Args) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::OsString;
-
-    fn args(list: &[&str]) -> Args {
-        Args::new(list.iter().map(OsString::from).collect())
-    }
 
     /// Argument errors come back before any side effect, whatever the subcommand.
     #[test]
@@ -100,7 +95,10 @@ mod tests {
             ("block", &["USR1"]),
             ("chain", &[]),
         ] {
-            assert!(matches!(dispatch(cmd, args(bad)), Err(Failure::Usage(_))), "{cmd} {bad:?}");
+            assert!(
+                matches!(dispatch(cmd, Args::of(bad)), Err(Failure::Usage(_))),
+                "{cmd} {bad:?}"
+            );
         }
     }
 }

@@ -245,7 +245,6 @@ fn release(fifo: &str, deadline: Instant) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::OsString;
 
     fn status(name: &str, state: &str, blk: &str) -> Status {
         Status::from_text(format!(
@@ -265,8 +264,7 @@ mod tests {
 
     #[test]
     fn the_moment_and_the_signal_are_required() {
-        let parse_list =
-            |list: &[&str]| parse(Args::new(list.iter().map(OsString::from).collect())).map(drop);
+        let parse_list = |list: &[&str]| parse(Args::of(list)).map(drop);
         assert!(parse_list(&["--at", "first-sleep", "--signal", "TERM"]).is_ok());
         assert!(parse_list(&["--signal", "TERM"]).is_ok());
         assert!(parse_list(&["--signal", "USR1", "--count", "9", "--ack", "/tmp/a"]).is_ok());

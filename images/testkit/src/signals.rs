@@ -161,15 +161,10 @@ fn open_ack(fifo: &str) -> Result<OwnedFd, Failure> {
 mod tests {
     use super::*;
     use crate::signal_names::sigrtmin;
-    use std::ffi::OsString;
-
-    fn args(list: &[&str]) -> Args {
-        Args::new(list.iter().map(OsString::from).collect())
-    }
 
     #[test]
     fn defaults_die_on_stop_signals_and_log_the_rest() {
-        let options = parse(args(&[])).unwrap();
+        let options = parse(Args::of(&[])).unwrap();
         assert_eq!(options.linger_ms, 0);
         for signo in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP] {
             assert_eq!(options.action(signo), Action::Die);
@@ -180,7 +175,7 @@ mod tests {
 
     #[test]
     fn on_overrides_and_later_wins() {
-        let options = parse(args(&[
+        let options = parse(Args::of(&[
             "--on",
             "TERM=exit:3",
             "--on",
@@ -214,7 +209,7 @@ mod tests {
             &["--linger-ms", "soon"],
             &["--verbose"],
         ] {
-            assert!(matches!(parse(args(bad)), Err(Failure::Usage(_))), "{bad:?}");
+            assert!(matches!(parse(Args::of(bad)), Err(Failure::Usage(_))), "{bad:?}");
         }
     }
 }

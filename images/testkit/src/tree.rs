@@ -333,7 +333,7 @@ mod tests {
     use super::*;
 
     fn parse_list(list: &[&str]) -> Result<Options, Failure> {
-        parse(Args::new(list.iter().map(OsString::from).collect()))
+        parse(Args::of(list))
     }
 
     #[test]
