@@ -15,7 +15,7 @@
 //! start-up. It waits for the FIFO to exist, since `docker exec` may run before the shell made
 //! it.
 //!
-//! Output with `--at`: one line, `signal-pid1 moment=.. signal=.. waited=true|false name=..
+//! Output with `--at`: one line, `signalled moment=.. signal=.. waited=true|false name=..
 //! state=..`, printed *before* the signal is sent: an init that exits at once on it ends the
 //! container, and the kernel then kills this process too. `waited`: PID 1 had not reached the
 //! moment when the watch began. Exit 70 with one line when the moment does not come within
@@ -151,7 +151,7 @@ fn at(moment: Moment, options: &Options, deadline: Instant) -> Result<(), Failur
         let status = procfs::status(Process::Pid(1))?;
         if moment.reached(&status, signo) {
             fact(format_args!(
-                "signal-pid1 moment={} signal={} waited={waited} name={} state={}",
+                "signalled moment={} signal={} waited={waited} name={} state={}",
                 moment.name(),
                 signal_name(signo),
                 status.field("Name").unwrap_or("?"),

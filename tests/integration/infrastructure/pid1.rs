@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::utils::child_report::Fact;
+
 /// Where a held container's shell waits before it `exec`s the init.
 const HOLD_FIFO: &str = "/tmp/.scinit-test-hold";
 
@@ -48,11 +50,11 @@ pub fn signal_at(moment: Pid1Moment, signal: &str, within: Duration, held: bool)
     argv
 }
 
-/// From `testkit signal-pid1`'s output: whether PID 1 had not yet reached the moment when the
+/// From `testkit signal-pid1`'s `signalled` line: whether PID 1 had not yet reached the moment when the
 /// watch began (`waited=`), or `None` if it never said it was sending the signal.
 pub fn signalled(stdout: &[String]) -> Option<bool> {
-    let line = stdout.iter().find(|l| l.starts_with("signal-pid1 "))?;
-    line.split_whitespace().find_map(|kv| kv.strip_prefix("waited=")).map(|v| v == "true")
+    let fact = stdout.iter().filter_map(|l| Fact::parse(l)).find(|f| f.kind == "signalled")?;
+    fact.get("waited").map(|v| v == "true")
 }
 
 #[cfg(test)]
@@ -69,7 +71,7 @@ mod tests {
         assert_eq!(held[6..], ["--within-ms", "5000", "--release", HOLD_FIFO]);
         let free = signal_at(Pid1Moment::FirstSleep, "TERM", Duration::from_secs(5), false);
         assert!(!free.iter().any(|a| a == "--release") && free.contains(&"first-sleep".into()));
-        let line = "signal-pid1 moment=first-sleep signal=SIGTERM waited=true name=init state=S";
+        let line = "signalled moment=first-sleep signal=SIGTERM waited=true name=init state=S";
         assert_eq!(signalled(&[line.to_string()]), Some(true));
         assert_eq!(signalled(&[line.replace("waited=true", "waited=false")]), Some(false));
         assert_eq!(signalled(&["testkit: signal-pid1: PID 1 did not reach it".into()]), None);
