@@ -1,9 +1,8 @@
-//! The suite's one reader of `/proc` text: the host's (PID 1 seen from the host, the test
-//! process's own identity) and the container's (read through `docker exec` by the container
-//! guard). Parsers take text, so they are unit-tested on literal samples.
+//! The suite's one reader of `/proc` text: the host's (the test process's own identity, the
+//! machine's load) and the container's (read through `docker exec` by the container guard).
+//! Parsers take text, so they are unit-tested on literal samples.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use anyhow::{anyhow, Context, Result};
 
@@ -23,18 +22,9 @@ impl Status {
         Status { fields }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
-    }
-
     /// A field as text (`""` when absent).
     pub fn text(&self, name: &str) -> &str {
         self.fields.get(name).map_or("", String::as_str)
-    }
-
-    /// A hex signal mask (`SigBlk`, `SigCgt`, ...); 0 when absent.
-    pub fn mask(&self, name: &str) -> u64 {
-        u64::from_str_radix(self.text(name), 16).unwrap_or(0)
     }
 
     /// The leading number of a field (`VmRSS:  1234 kB` gives 1234, `Threads: 1` gives 1).
@@ -45,27 +35,6 @@ impl Status {
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| anyhow!("{name} missing in /proc status"))
     }
-
-    /// The pid in the innermost PID namespace (the last field of `NSpid`): a host process's pid
-    /// inside its container.
-    pub fn namespace_pid(&self) -> Option<i32> {
-        self.text("NSpid").split_whitespace().last()?.parse().ok()
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (k, v) in &self.fields {
-            writeln!(f, "{k}: {v}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Whether the host has a process `pid`: a zombie still counts, until its parent reaps it. One
-/// `stat(2)` and no parsing, cheap enough to spin on.
-pub fn exists(pid: i32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// How many tasks on the host are runnable right now, the caller included (the `R` of the `R/T`
@@ -157,24 +126,16 @@ mod tests {
     }
 
     #[test]
-    fn status_fields_masks_and_numbers_are_read() {
-        let s = Status::parse(
-            "Name:\tscinit\nVmRSS:\t    1024 kB\nThreads:\t1\nSigBlk:\t0000000000004000\n",
-        );
+    fn status_fields_and_numbers_are_read() {
+        let s = Status::parse("Name:\tscinit\nVmRSS:\t    1024 kB\nThreads:\t1\n");
         assert_eq!(s.text("Name"), "scinit");
         assert_eq!(s.number("VmRSS").unwrap(), 1024);
         assert_eq!(s.number("Threads").unwrap(), 1);
-        assert_eq!(s.mask("SigBlk"), 1 << 14);
         assert!(s.number("VmSwap").is_err());
-        assert!(Status::default().is_empty());
-        assert_eq!(Status::parse("NSpid:\t4242\t7\n").namespace_pid(), Some(7));
-        assert_eq!(s.namespace_pid(), None);
     }
 
     #[test]
-    fn this_process_exists_no_pid_beyond_the_kernels_limit_does_and_runnable_tasks_are_counted() {
-        assert!(exists(std::process::id() as i32));
-        assert!(!exists(i32::MAX));
+    fn runnable_tasks_are_counted() {
         assert!(runnable_tasks().unwrap() >= 1, "the reader itself runs");
         assert_eq!(runnable_in_loadavg("0.52 0.61 0.70 3/412 9124\n"), Some(3));
         assert_eq!(runnable_in_loadavg("0.52 0.61"), None);
